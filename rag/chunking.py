@@ -1,0 +1,68 @@
+"""Paper → chunks. Each chunk carries the paper's title and fits what the embedder reads.
+
+all-MiniLM-L6-v2 reads 256 word-pieces (two of them [CLS]/[SEP]); seed abstracts
+average about 300, so an unchunked abstract would lose its end. llama-index's
+SentenceSplitter does the sentence-aware splitting, measured with the embedder's own
+tokenizer, and `split_text_metadata_aware` leaves room for the title.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+    from rag.sources import Paper
+
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+MAX_TITLE_TOKENS = 64  # a runaway "title" must not crowd out the abstract
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str     # "<paper_id>:<n>": stable, so re-ingest upserts instead of duplicating
+    paper_id: str
+    n: int
+    text: str         # title + "\n" + passage: what is embedded
+
+
+class Chunker:
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int, overlap: int):
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.overlap = overlap
+
+    def count(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    @cached_property
+    def _splitter(self):
+        from llama_index.core.node_parser import SentenceSplitter
+
+        budget = self.max_tokens - SPECIAL_TOKENS
+        return SentenceSplitter(
+            chunk_size=budget,
+            chunk_overlap=min(self.overlap, budget // 4),
+            tokenizer=lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids,
+        )
+
+    def _title(self, paper: Paper) -> str:
+        title = paper.title
+        if title and self.count(title) > MAX_TITLE_TOKENS:
+            ids = self.tokenizer.encode(title, add_special_tokens=False).ids[:MAX_TITLE_TOKENS]
+            title = self.tokenizer.decode(ids)
+        return title
+
+    def chunks(self, paper: Paper) -> list[Chunk]:
+        title = self._title(paper)
+        head = f"{title}\n" if title else ""
+        budget = self.max_tokens - SPECIAL_TOKENS
+        if self.count(head + paper.abstract) <= budget:
+            passages = [paper.abstract]
+        else:
+            # The splitter subtracts the title's length from each chunk's budget.
+            passages = self._splitter.split_text_metadata_aware(paper.abstract, metadata_str=head)
+        return [Chunk(f"{paper.paper_id}:{i}", paper.paper_id, i, head + p)
+                for i, p in enumerate(passages) if p.strip()]

@@ -1,0 +1,206 @@
+"""The `rag` command: thin flags over the library. Kept light to import: every heavy
+module (torch, chromadb, llama-index, gradio) is imported inside the command that needs it."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rag.errors import ConfigError, RagError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Ask questions of a collection of paper abstracts; every claim cites its paper.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+# Options every index-using command takes, after the command name as users type them.
+DataDir = Annotated[Path | None, typer.Option(help="Index directory [env RAG_DATA_DIR].", show_default=False)]
+Collection = Annotated[str | None, typer.Option(help="Collection name [env RAG_COLLECTION; default papers].",
+                                                   show_default=False)]
+EmbedModel = Annotated[str | None, typer.Option(
+    help="'all-MiniLM-L6-v2' (packaged) or a local model directory [env RAG_EMBED_MODEL].", show_default=False)]
+ChromaUrl = Annotated[str | None, typer.Option(
+    help="Use a Chroma server at this URL instead of the embedded store [env RAG_CHROMA_URL].",
+    show_default=False)]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+def _settings(**flags):
+    from pydantic import ValidationError
+
+    from rag.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"bad setting {field}: {first['msg']}") from None
+
+
+@app.callback()
+def _global(debug: Debug = False) -> None:
+    pass
+
+
+def _default_sources() -> list[Path]:
+    here = Path("seeds")
+    if here.is_dir():
+        return [here]
+    shipped = Path(__file__).resolve().parent.parent / "seeds"
+    if shipped.is_dir():
+        return [shipped]
+    raise ConfigError("no PATH given and no seeds/ directory here; name the files to ingest")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Files or directories: seed pages (.txt), JSONL/CSV with title+abstract, BEIR corpus.jsonl. "
+             "Default: seeds/.", show_default=False)] = None,
+    rebuild: Annotated[bool, typer.Option(help="Drop the collection first and index everything again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding batch.")] = None,
+    device: Annotated[str | None, typer.Option(help="Torch device for embedding (cpu, cuda).")] = None,
+    data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
+    chroma_url: ChromaUrl = None, debug: Debug = False,
+) -> None:
+    """Parse, chunk, embed and index papers. Idempotent: unchanged papers are not re-embedded."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from rag.ingest import ingest as run_ingest
+
+    settings = _settings(batch_size=batch_size, device=device, data_dir=data_dir, collection=collection,
+                         embed_model=embed_model, chroma_url=chroma_url)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("embedding chunks", total=None)
+        report = run_ingest(paths or _default_sources(), settings,
+                            progress=lambda done, total: bar.update(task, completed=done, total=total),
+                            rebuild=rebuild)
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+        return
+    out.print(f"[bold]{report.added}[/] added, {report.updated} updated, {report.unchanged} unchanged, "
+              f"{report.duplicates} duplicates merged, {len(report.rejected)} rejected "
+              f"({report.chunks_embedded} chunks embedded in {report.seconds:.1f} s)")
+    out.print(f"index: {report.papers_total} papers, {report.chunks_total} chunks in {settings.data_dir}")
+    for r in report.rejected:
+        err.print(f"[yellow]rejected[/] {r.source} {r.location}: {r.reason}", highlight=False)
+
+
+def _print_hits(query: str, hits, as_json: bool, mode: str) -> None:
+    if as_json:
+        print(json.dumps({"query": query, "mode": mode, "hits": [h.as_dict() for h in hits]},
+                         ensure_ascii=False))
+        return
+    if not hits:
+        out.print("no matching papers")
+    for h in hits:
+        title = h.title or (h.abstract[:80] + "…")
+        meta = " · ".join(x for x in (h.date, h.paper_id) if x)
+        out.print(f"[bold]{h.rank:>2}.[/] {title}  [dim]({h.score:.4f} · {meta})[/]", highlight=False)
+        snippet = (h.passage or h.abstract).split("\n", 1)[-1]
+        out.print(f"    [dim]{snippet[:200]}{'…' if len(snippet) > 200 else ''}[/]", highlight=False)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The query, or '-' to read one query per line from stdin.")],
+    k: Annotated[int | None, typer.Option("-k", "--top-k", help="Papers to return [default 5].")] = None,
+    mode: Annotated[str | None, typer.Option(help="hybrid (default), dense or bm25.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per query.")] = False,
+    data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
+    chroma_url: ChromaUrl = None, debug: Debug = False,
+) -> None:
+    """Rank papers for a query: dense + BM25 fused, each paper once."""
+    from rag.errors import QueryError
+    from rag.retrieval import Retriever
+
+    settings = _settings(top_k=k, mode=mode, data_dir=data_dir, collection=collection,
+                         embed_model=embed_model, chroma_url=chroma_url)
+    retriever = Retriever(settings)
+    if query != "-":
+        _print_hits(query, retriever.search(query), as_json, settings.mode)
+        return
+    failed = 0
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        try:
+            _print_hits(line, retriever.search(line), as_json, settings.mode)
+        except QueryError as e:  # one bad line must not lose the answers to the others
+            failed += 1
+            if as_json:
+                print(json.dumps({"query": line[:200], "error": str(e)}))
+            else:
+                err.print(f"error: {e}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    data_dir: DataDir = None, collection: Collection = None, chroma_url: ChromaUrl = None,
+    debug: Debug = False,
+) -> None:
+    """Show the data dir, embedding model and what is indexed."""
+    from rag.store import Catalog
+
+    settings = _settings(data_dir=data_dir, collection=collection, chroma_url=chroma_url)
+    path = settings.data_dir / settings.collection / "catalog.sqlite"
+    info: dict = {"data_dir": str(settings.data_dir), "collection": settings.collection,
+                  "chroma": settings.chroma_url or str(settings.data_dir / "chroma"),
+                  "embed_model": None, "papers": 0, "chunks": 0, "files": []}
+    if path.is_file():
+        catalog = Catalog(path)
+        manifest = catalog.manifest()
+        info.update(catalog.counts())
+        info["files"] = catalog.files()
+        if manifest:
+            info["embed_model"] = manifest.embed_model
+            info["model_fingerprint"] = manifest.model_fingerprint
+            info["chunk_tokens"] = manifest.chunk_tokens
+        catalog.close()
+    if as_json:
+        print(json.dumps(info, ensure_ascii=False))
+        return
+    out.print(f"data dir:     {info['data_dir']} (collection {info['collection']})")
+    out.print(f"vector store: {info['chroma']}")
+    out.print(f"model:        {info['embed_model'] or '— (nothing indexed yet: run `rag ingest`)'}")
+    out.print(f"papers:       {info['papers']}   chunks: {info['chunks']}")
+    for f in info["files"]:
+        out.print(f"  {f['papers']:>5}  {f['path']}", highlight=False)
+
+
+def main() -> None:
+    """Entry point: one clear line for every error we expect; tracebacks only with --debug.
+    Usage errors, --help and Ctrl-C are handled by typer's standalone mode."""
+    debug = "--debug" in sys.argv or os.environ.get("RAG_DEBUG") == "1"
+    try:
+        app()
+    except RagError as e:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:  # a bug: say so in one line, keep the traceback for --debug
+        if debug:
+            raise
+        err.print(f"[red]internal error:[/] {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+                  highlight=False)
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The exceptions rag raises on purpose. The CLI and UI turn each into one clear line.
+
+    RagError                    anything the user can act on; message is the whole story
+    ├── ConfigError             a setting or flag that cannot work (bad model path, bad URL)
+    ├── SourceError             input files that yielded nothing usable
+    ├── QueryError              an empty or oversized query
+    ├── IndexError_             the index: missing, built by another model, busy, unreadable
+    │   ├── IndexMissing
+    │   ├── ModelMismatch
+    │   └── IndexBusy
+    └── LLMError                an LLM backend failed (connection, HTTP status, bad stream)
+
+Anything else escaping is a bug: the CLI prints a traceback only with --debug.
+"""
+from __future__ import annotations
+
+
+class RagError(Exception):
+    exit_code = 1
+
+
+class ConfigError(RagError):
+    exit_code = 2
+
+
+class SourceError(RagError):
+    pass
+
+
+class QueryError(RagError):
+    exit_code = 2
+
+
+class IndexError_(RagError):  # trailing underscore: do not shadow the builtin IndexError
+    pass
+
+
+class IndexMissing(IndexError_):
+    pass
+
+
+class ModelMismatch(IndexError_):
+    pass
+
+
+class IndexBusy(IndexError_):
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class LLMError(RagError):
+    exit_code = 3

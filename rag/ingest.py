@@ -77,7 +77,9 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
     report = IngestReport(duplicates=loaded.duplicates, rejected=loaded.rejected, files=loaded.files)
     if not loaded.papers:
         where = ", ".join(str(p) for p in paths)
-        detail = f" ({len(loaded.rejected)} rejected: {loaded.rejected[0].reason}, …)" if loaded.rejected else ""
+        reasons = "; ".join(f"{Path(r.source).name} {r.location}: {r.reason}" for r in loaded.rejected[:3])
+        more = f" and {len(loaded.rejected) - 3} more" if len(loaded.rejected) > 3 else ""
+        detail = f" (rejected {reasons}{more})" if loaded.rejected else ""
         raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
 
     with locked(settings.data_dir, exclusive=True):

@@ -1,0 +1,134 @@
+"""Ingest end to end with the real model, Chroma and bm25s: chunking, idempotency, model check,
+crash recovery."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, SEEDS, run_rag, synthetic_papers, write_jsonl
+
+from rag.errors import ModelMismatch
+from rag.ingest import ingest
+from rag.settings import Settings
+from rag.sources import load
+from rag.store import Index
+
+
+def test_every_seed_paper_is_indexed_once(seed_dir):
+    settings = Settings(data_dir=seed_dir)
+    expected = {p.paper_id for p in load([SEEDS]).papers}
+    index = Index(settings)
+    stored = {row[0] for row in index.catalog.all_papers()}
+    assert stored == expected
+    vectors = index.vectors.collection(create=False).get(include=["metadatas"])
+    assert {m["paper_id"] for m in vectors["metadatas"]} == expected
+    assert index.catalog.counts()["chunks"] == len(vectors["ids"])
+
+
+def test_chunks_carry_the_title_and_fit_the_embedder(seed_dir):
+    from rag.embedding import load_tokenizer, resolve_model
+
+    settings = Settings(data_dir=seed_dir)
+    index = Index(settings)
+    titles = {pid: title for pid, title, _ in index.catalog.all_papers()}
+    got = index.vectors.collection(create=False).get(include=["metadatas", "documents"])
+    tokenizer = load_tokenizer(resolve_model(settings.embed_model))
+    model_limit = resolve_model(settings.embed_model).max_tokens
+    multi = 0
+    for meta, text in zip(got["metadatas"], got["documents"]):
+        title = titles[meta["paper_id"]]
+        if title:
+            assert text.startswith(title + "\n")
+        assert len(tokenizer.encode(text).ids) <= model_limit  # special tokens included
+        multi += meta["n"] > 0
+    assert multi > 50, "seed abstracts are longer than the embedder reads: many need a second chunk"
+
+
+def test_reingest_embeds_nothing_and_is_fast(tmp_path):
+    source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(12))
+    settings = Settings(data_dir=tmp_path / "d")
+    first = ingest([source], settings)
+    assert (first.added, first.unchanged) == (12, 0) and first.chunks_embedded >= 12
+    second = ingest([source], settings)
+    assert (second.added, second.updated, second.unchanged, second.chunks_embedded) == (0, 0, 12, 0)
+    assert second.chunks_total == first.chunks_total
+
+
+def test_changed_paper_is_updated_not_duplicated(tmp_path):
+    records = synthetic_papers(3)
+    source = write_jsonl(tmp_path / "papers.jsonl", records)
+    settings = Settings(data_dir=tmp_path / "d")
+    ingest([source], settings)
+    records[0]["abstract"] = "A much shorter abstract now."
+    write_jsonl(source, records)
+    report = ingest([source], settings)
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 2)
+    index = Index(settings)
+    chunks = index.vectors.collection(create=False).get(where={"paper_id": "syn-0"})
+    assert len(chunks["ids"]) == 1
+    assert index.catalog.counts()["chunks"] == index.vectors.count()
+
+
+def test_other_model_is_refused_at_query_and_ingest(tmp_path, monkeypatch):
+    from rag.embedding import resolve_model
+    from rag.retrieval import Retriever
+
+    source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(2))
+    settings = Settings(data_dir=tmp_path / "d")
+    ingest([source], settings)
+    # A different local model: same architecture, different config → different fingerprint.
+    other = tmp_path / "other-model"
+    shutil.copytree(resolve_model(settings.embed_model).path, other)
+    config = json.loads((other / "config.json").read_text())
+    config["layer_norm_eps"] = 1e-6
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelMismatch, match="built with all-MiniLM-L6-v2"):
+        Retriever(settings.model_copy(update={"embed_model": str(other)}))
+    with pytest.raises(ModelMismatch):
+        ingest([source], settings.model_copy(update={"embed_model": str(other)}))
+    result = run_rag("search", "model", "--embed-model", str(other), env={"RAG_DATA_DIR": str(tmp_path / "d")})
+    assert result.returncode != 0
+    assert "built with all-MiniLM-L6-v2" in result.stderr and "Traceback" not in result.stderr
+
+
+def _catalog_papers(data_dir) -> int:
+    try:
+        with sqlite3.connect(data_dir / "papers" / "catalog.sqlite", timeout=1) as db:
+            return db.execute("select count(*) from papers").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_ingest_killed_halfway_is_completed_by_a_rerun(tmp_path):
+    from rag import ingest as ingest_module
+
+    n = ingest_module.PAPERS_PER_COMMIT * 2 + 10
+    source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(n))
+    data = tmp_path / "d"
+    env = {**os.environ, "RAG_DATA_DIR": str(data)}
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(source)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while _catalog_papers(data) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _catalog_papers(data)
+    assert 0 < partial < n, "the kill should land between the first and the last commit"
+
+    result = run_rag("ingest", str(source), "--json", env={"RAG_DATA_DIR": str(data)})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["unchanged"] == partial and report["added"] == n - partial
+    settings = Settings(data_dir=data)
+    index = Index(settings)
+    assert index.catalog.counts()["papers"] == n
+    assert index.vectors.count() == index.catalog.counts()["chunks"], "no duplicate or orphan chunks"

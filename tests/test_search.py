@@ -1,0 +1,77 @@
+"""Search over the ingested seeds: ranked papers, each once, in every mode; the CLI contract."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_rag
+
+from rag.retrieval import Retriever, rrf
+
+
+def test_rrf_rewards_agreement_and_respects_weights():
+    fused = rrf([(["a", "b", "c"], 1.0), (["b", "c", "a"], 1.0)], k=60)
+    assert max(fused, key=fused.get) == "b"
+    heavy = rrf([(["a", "b"], 3.0), (["b", "a"], 1.0)], k=60)
+    assert heavy["a"] > heavy["b"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_paraphrased_query_finds_its_paper_in_every_mode(seed_settings, mode):
+    retriever = Retriever(seed_settings)
+    hits = retriever.search("pruning lets deep RL agents use their parameters better", k=5, mode=mode)
+    titles = [h.title for h in hits]
+    assert "In deep reinforcement learning, a pruned network is a good network" in titles[:3]
+
+
+def test_papers_are_collapsed_and_carry_full_abstracts(seed_settings):
+    hits = Retriever(seed_settings).search("low-rank adaptation fine-tuning initialization", k=10)
+    ids = [h.paper_id for h in hits]
+    assert len(ids) == len(set(ids)) == 10
+    assert [h.rank for h in hits] == list(range(1, 11))
+    assert all(len(h.abstract) > 200 for h in hits)
+    assert any("LoRA" in h.title for h in hits[:3])
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_cli_search_json_contract(seed_dir):
+    result = run_rag("search", "LoRA gradient initialization", "-k", "3", "--json",
+                     env={"RAG_DATA_DIR": str(seed_dir)})
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert len(payload["hits"]) == 3
+    for hit in payload["hits"]:
+        assert {"rank", "paper_id", "title", "abstract", "score"} <= hit.keys()
+
+
+def test_cli_search_reads_queries_from_stdin(seed_dir):
+    queries = "graph diffusion generative models\n\ntipping points farming\n" + "x" * 100_000 + "\n"
+    result = run_rag("search", "-", "--json", "-k", "2", input=queries, env={"RAG_DATA_DIR": str(seed_dir)})
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["query"][:30] for line in lines[:2]] == ["graph diffusion generative mod", "tipping points farming"]
+    assert "Graph Representation Learning with Diffusion" in lines[0]["hits"][0]["title"]
+    assert "tipping points" in lines[1]["hits"][0]["title"]
+    assert "limit" in lines[2]["error"], "an oversized line is reported, not fatal for the others"
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize("query, message", [("   ", "empty"), ("q" * 100_000, "100,000 characters")])
+def test_bad_queries_get_one_clear_line(seed_dir, query, message):
+    result = run_rag("search", query, env={"RAG_DATA_DIR": str(seed_dir)})
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_search_before_ingest_says_what_to_do(tmp_path):
+    result = run_rag("search", "anything", env={"RAG_DATA_DIR": str(tmp_path / "empty")})
+    assert result.returncode != 0 and "rag ingest" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_reports_counts(seed_dir):
+    result = run_rag("status", "--json", env={"RAG_DATA_DIR": str(seed_dir)})
+    info = json.loads(result.stdout)
+    assert info["papers"] > 150 and info["chunks"] > info["papers"]
+    assert info["embed_model"] == "all-MiniLM-L6-v2"
+    assert len(info["files"]) == 5

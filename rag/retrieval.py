@@ -74,16 +74,17 @@ class Retriever:
         return self._encoder.encode(query)
 
     def _dense(self, query: str, n_papers: int) -> tuple[list[str], dict[str, float], dict[str, str]]:
+        """Papers ranked by their best chunk: (paper ids, best cosine per paper, best chunk id)."""
         vector = self.embed_query(query)
         # A paper has a few chunks: over-fetch so n_papers distinct papers survive the roll-up.
         chunks = self.index.vectors.search(vector, n_papers * 3)
         best: dict[str, float] = {}
-        passage: dict[str, str] = {}
-        for _, pid, sim, text in chunks:
+        best_chunk: dict[str, str] = {}
+        for chunk_id, pid, sim in chunks:
             if pid not in best:
-                best[pid], passage[pid] = sim, text
+                best[pid], best_chunk[pid] = sim, chunk_id
         ranked = list(best)[:n_papers]
-        return ranked, best, passage
+        return ranked, best, best_chunk
 
     def search(self, query: str, k: int | None = None, mode: Mode | None = None) -> list[Hit]:
         query = check_query(query, self.settings)
@@ -92,12 +93,12 @@ class Retriever:
         depth = max(self.settings.candidates, k)
         dense_ids: list[str] = []
         dense: dict[str, float] = {}
-        passage: dict[str, str] = {}
+        best_chunk: dict[str, str] = {}
         bm25: dict[str, float] = {}
         bm25_ids: list[str] = []
         with locked(self.settings.data_dir, exclusive=False):
             if mode in ("dense", "hybrid"):
-                dense_ids, dense, passage = self._dense(query, depth)
+                dense_ids, dense, best_chunk = self._dense(query, depth)
             if mode in ("bm25", "hybrid"):
                 found = self.index.bm25.search(query, depth)
                 bm25_ids = [pid for pid, _ in found]
@@ -112,11 +113,12 @@ class Retriever:
             # Ties (common in RRF) fall back to the dense similarity, then the id, for a stable order.
             order = sorted(scores, key=lambda pid: (-scores[pid], -dense.get(pid, -1.0), pid))[:k]
             papers = self.index.catalog.papers(order)
+            passages = self.index.vectors.texts([best_chunk[pid] for pid in order if pid in best_chunk])
         hits = []
         for rank, pid in enumerate((p for p in order if p in papers), start=1):
             paper = papers[pid]
             hits.append(Hit(rank=rank, paper_id=pid, title=paper.title, abstract=paper.abstract,
                             score=round(scores[pid], 6), dense_score=dense.get(pid), bm25_score=bm25.get(pid),
-                            passage=passage.get(pid), date=paper.date, authors=paper.authors,
+                            passage=passages.get(best_chunk.get(pid, "")), date=paper.date, authors=paper.authors,
                             source=paper.source))
         return hits

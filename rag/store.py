@@ -285,16 +285,22 @@ class VectorStore:
     def count(self) -> int:
         return self.collection(create=False).count()
 
-    def search(self, vector: np.ndarray, n: int) -> list[tuple[str, str, float, str]]:
-        """(chunk_id, paper_id, cosine similarity, text) best first."""
+    def search(self, vector: np.ndarray, n: int) -> list[tuple[str, str, float]]:
+        """(chunk_id, paper_id, cosine similarity) best first. Distances only: fetching metadata
+        and documents for hundreds of candidates costs several times the search itself."""
         collection = self.collection(create=False)
         total = collection.count()
         if total == 0:
             return []
-        result = collection.query(query_embeddings=[vector], n_results=min(n, total),
-                                  include=["metadatas", "distances", "documents"])
-        return [(cid, meta["paper_id"], 1.0 - float(dist), doc) for cid, meta, dist, doc in zip(
-            result["ids"][0], result["metadatas"][0], result["distances"][0], result["documents"][0])]
+        result = collection.query(query_embeddings=[vector], n_results=min(n, total), include=["distances"])
+        return [(cid, cid.rsplit(":", 1)[0], 1.0 - float(dist))
+                for cid, dist in zip(result["ids"][0], result["distances"][0])]
+
+    def texts(self, chunk_ids: list[str]) -> dict[str, str]:
+        if not chunk_ids:
+            return {}
+        got = self.collection(create=False).get(ids=chunk_ids, include=["documents"])
+        return dict(zip(got["ids"], got["documents"]))
 
 
 class Index:

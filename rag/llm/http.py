@@ -1,0 +1,314 @@
+"""Shared httpx plumbing for the HTTP chat backends (OpenAI-compatible and Ollama).
+
+Both backends POST a JSON body and read a line-oriented stream back (SSE for OpenAI, NDJSON for
+Ollama). `StreamingBackend` owns what they share: the client (with an injectable transport for
+tests), retries with backoff before the first token, and turning every fault into one `LLMError`
+that names the backend and its URL. A subclass supplies the path, the body, a line decoder and the
+hints its errors give.
+
+Retries happen only where repeating the request cannot duplicate or garble output: a connection
+that never opened, HTTP 429 and 5xx, and always before the first token has been handed on.
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from rag.errors import ConfigError, LLMError
+from rag.llm.base import Message
+
+log = logging.getLogger("rag.llm")
+
+# Connecting is either quick or broken; only reading waits on the model, so it alone gets llm_timeout.
+CONNECT_TIMEOUT = 5.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_KEY_LIKE = re.compile(r"\b(sk-|Bearer\s+)[^\s\"',]+")  # server echoes of a (masked) key
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    tries: int = 3
+    base_delay: float = 0.5      # then 1.0, 2.0, ...
+    max_delay: float = 10.0      # a longer Retry-After is reported to the user, not waited out
+    sleep: Callable[[float], None] = time.sleep   # injectable so tests neither wait nor guess
+
+    def backoff(self, attempt: int) -> float:
+        return self.base_delay * 2 ** (attempt - 1)
+
+    def wait_for(self, attempt: int, response: httpx.Response) -> float | None:
+        """Seconds to wait after a retryable status, or None when the server asks for too long."""
+        wanted = retry_after(response)
+        if wanted is None:
+            return self.backoff(attempt)
+        return wanted if wanted <= self.max_delay else None
+
+
+class StreamFault(Exception):
+    """Raised by a line decoder; the backend adds its name, URL and how much had arrived."""
+
+
+class LineDecoder(Protocol):
+    done: bool  # the server said the answer is complete
+
+    def feed(self, line: str) -> str | None:
+        """One line of the body in; the text it completes (if any) out. Raises StreamFault."""
+        ...
+
+    def flush(self) -> str | None:
+        """End of body: the text of anything still pending."""
+        ...
+
+
+def with_scheme(url: str) -> str:
+    """'host:port' means http://host:port, as Ollama and most CLIs read it."""
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{url!r} is not an http(s) URL")
+    return url.rstrip("/")
+
+
+def display_url(url: str) -> str:
+    """The URL as shown to users: without user:password@, which may carry a credential."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def make_client(base_url: str, timeout: float, transport: httpx.BaseTransport | None,
+                headers: dict[str, str]) -> httpx.Client:
+    return httpx.Client(base_url=base_url, transport=transport, headers=headers,
+                        timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)))
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asks us to wait: Retry-After as seconds or an HTTP date (or OpenAI's -ms)."""
+    if ms := response.headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_text(payload: Any) -> str:
+    """The human part of an error payload: {"error": {"message": ..}}, {"error": ".."}, {"message": ..}."""
+    if isinstance(payload, dict):
+        inner = payload.get("error", payload)
+        if isinstance(inner, str):
+            return inner
+        if isinstance(inner, dict):
+            for key in ("message", "detail", "error"):
+                if isinstance(inner.get(key), str):
+                    return inner[key]
+    return json.dumps(payload)[:300]
+
+
+def parse_json_line(text: str, kind: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise StreamFault(f"malformed {kind} line {text[:80]!r}")
+    return obj
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class StreamingBackend:
+    """The request/stream loop both backends share. Subclasses set the ClassVars and three hooks."""
+
+    name: ClassVar[str]
+    chat_path: ClassVar[str]          # relative to the base URL
+    auth_hint: ClassVar[str]          # what to check after 401/403
+    url_hint: ClassVar[str]           # what to check when the URL looks wrong
+
+    def __init__(self, url: str, model: str, client: httpx.Client, *, timeout: float,
+                 retry: RetryPolicy | None = None, secret: str | None = None) -> None:
+        self.url = display_url(url)
+        self.model = model
+        self._client = client
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self._secret = secret  # kept only to scrub it from server messages
+
+    def __repr__(self) -> str:  # never shows headers or the key
+        return f"{type(self).__name__}(url={self.url!r}, model={self.model!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- hooks -------------------------------------------------------------------------------
+    def _payload(self, messages: list[Message]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _decoder(self) -> LineDecoder:
+        raise NotImplementedError
+
+    def _explain_status(self, status: int, server_says: str, path: str) -> str:
+        """One clause saying what an HTTP error means; subclasses refine 400/404."""
+        if status in (401, 403):
+            return f"HTTP {status}: the server refused the credentials; {self.auth_hint}"
+        if status == 404:
+            return f"HTTP 404: {self.url}/{path} does not exist; {self.url_hint}"
+        if status == 429:
+            return "HTTP 429: rate-limited"
+        if status >= 500:
+            return f"HTTP {status}: server error"
+        return f"HTTP {status}"
+
+    # -- the shared loop ---------------------------------------------------------------------
+    def stream(self, messages: list[Message]) -> Iterator[str]:
+        sent = 0  # characters handed on; after the first, nothing is retried
+        with self._request("POST", self.chat_path, self._payload(messages)) as response:
+            if "text/html" in response.headers.get("content-type", ""):
+                raise self._fail(f"got an HTML page, not a chat stream; {self.url_hint}")
+            decoder = self._decoder()
+            try:
+                for line in response.iter_lines():
+                    piece = decoder.feed(line)
+                    if piece:
+                        sent += len(piece)
+                        yield piece
+                    if decoder.done:
+                        break
+                else:
+                    piece = decoder.flush()
+                    if piece:
+                        sent += len(piece)
+                        yield piece
+            except StreamFault as exc:
+                raise self._fail(f"{exc} (after {sent} characters had arrived)") from exc
+            except httpx.TimeoutException as exc:
+                raise self._fail(f"no data for {self._timeout:g} s (RAG_LLM_TIMEOUT) after {sent} characters "
+                                 "had arrived") from exc
+            except httpx.HTTPError as exc:
+                raise self._fail(f"stream cut after {sent} characters had arrived ({exc})") from exc
+        if not decoder.done:
+            raise self._fail(f"stream cut after {sent} characters had arrived (ended without its end marker)")
+        if sent == 0:
+            raise self._fail(f"empty completion: model {self.model!r} returned no text")
+
+    def complete(self, messages: list[Message]) -> str:
+        return "".join(self.stream(messages))
+
+    def _get_json(self, path: str) -> Any:
+        with self._request("GET", path, None) as response:
+            try:
+                response.read()
+                return response.json()
+            except httpx.HTTPError as exc:
+                raise self._fail(f"GET {path} failed while reading ({exc})") from exc
+            except ValueError as exc:
+                raise self._fail(f"GET {path} did not return JSON; {self.url_hint}") from exc
+
+    @contextmanager
+    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> Iterator[httpx.Response]:
+        """Send with retries; yield a 2xx streaming response or raise one LLMError."""
+        tries = self._retry.tries
+        attempt = 0
+        while True:
+            attempt += 1
+            after = f" (after {attempt} tries)" if attempt > 1 else ""
+            try:
+                response = self._client.send(self._client.build_request(method, path, json=body), stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                detail, retryable = self._connect_failure(exc)
+                if not retryable or attempt >= tries:
+                    raise self._fail(detail + after) from exc
+                wait = self._retry.backoff(attempt)
+            except httpx.TimeoutException as exc:
+                # The request went out: the server may be working on it, so repeating is not safe.
+                raise self._fail(f"no response within {self._timeout:g} s (RAG_LLM_TIMEOUT)") from exc
+            except httpx.HTTPError as exc:
+                raise self._fail(f"request failed ({type(exc).__name__}: {exc})") from exc
+            else:
+                if response.is_success:
+                    break
+                try:
+                    response.read()
+                except httpx.HTTPError:
+                    pass  # the status alone still tells the story
+                finally:
+                    response.close()
+                wait = self._retry.wait_for(attempt, response) if response.status_code in RETRY_STATUSES else None
+                if wait is None or attempt >= tries:
+                    raise self._status_error(response, path, after)
+            log.warning("%s backend at %s: try %d of %d failed; retrying in %.1f s",
+                        self.name, self.url, attempt, tries, wait)
+            self._retry.sleep(wait)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    # -- messages ----------------------------------------------------------------------------
+    def _fail(self, detail: str) -> LLMError:
+        return LLMError(self._redact(f"{self.name} backend at {self.url}: {detail}"))
+
+    def _connect_failure(self, exc: httpx.HTTPError) -> tuple[str, bool]:
+        """(what went wrong, whether trying again could help)."""
+        if _caused_by(exc, socket.gaierror):  # a wrong host name stays wrong
+            return f"cannot resolve the host name ({exc}); {self.url_hint}", False
+        if isinstance(exc, httpx.ConnectTimeout):
+            return f"no connection within {min(CONNECT_TIMEOUT, self._timeout):g} s; is the server up?", True
+        return f"cannot connect ({exc}); is the server running? {self.url_hint}", True
+
+    def _status_error(self, response: httpx.Response, path: str, after: str) -> LLMError:
+        server_says = self._server_message(response)
+        detail = self._explain_status(response.status_code, server_says, path) + after
+        wanted = retry_after(response)
+        if wanted is not None and wanted > self._retry.max_delay:
+            detail += f"; the server asks to wait {wanted:.0f} s before retrying"
+        if server_says:
+            detail += f" (server says: {server_says})"
+        return self._fail(detail)
+
+    def _server_message(self, response: httpx.Response) -> str:
+        if "html" in response.headers.get("content-type", ""):
+            return "an HTML page"
+        try:
+            text = error_text(response.json())
+        except ValueError:
+            text = response.text
+        except httpx.StreamError:  # the body could not be read; the status must do
+            return ""
+        return " ".join(text.split())[:300]
+
+    def _redact(self, text: str) -> str:
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        return _KEY_LIKE.sub(r"\1***", text)

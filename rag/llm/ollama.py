@@ -1,0 +1,95 @@
+"""Ollama chat backend over its native API.
+
+Streams `POST {OLLAMA_HOST}/api/chat` as NDJSON: one `{"message": {"content": ...}, "done": false}`
+object a line, a last `"done": true` line with counters, and `{"error": "..."}` lines on faults.
+
+With no model configured, `GET /api/tags` decides: exactly one pulled model is used; none or several
+is an error listing them (a machine often holds an embedding model too, which cannot chat).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from rag.llm.base import Message
+from rag.llm.http import RetryPolicy, StreamFault, StreamingBackend, make_client, parse_json_line, with_scheme
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+
+
+def normalize_host(host: str) -> str:
+    """Read OLLAMA_HOST as Ollama does: 'host', 'host:port' or a URL; no scheme means http and port 11434."""
+    host = host.strip()
+    if not host:
+        return DEFAULT_HOST
+    if "://" not in host:
+        url = with_scheme(host)
+        parts = urlsplit(url)
+        return url if parts.port else url.replace(parts.netloc, f"{parts.netloc}:11434", 1)
+    return with_scheme(host)  # an explicit scheme keeps that scheme's default port, as in Ollama
+
+
+class NDJSONDecoder:
+    def __init__(self) -> None:
+        self.done = False
+
+    def feed(self, line: str) -> str | None:
+        if not line.strip():
+            return None
+        event = parse_json_line(line, "NDJSON")
+        if event.get("error"):
+            raise StreamFault(f"server error in stream: {event['error']}")
+        if event.get("done"):
+            self.done = True
+        content = (event.get("message") or {}).get("content")
+        return content if isinstance(content, str) else None
+
+    def flush(self) -> str | None:
+        return None
+
+
+class OllamaBackend(StreamingBackend):
+    name = "ollama"
+    chat_path = "api/chat"
+    auth_hint = "check the credentials of the proxy in front of Ollama"
+    url_hint = "check OLLAMA_HOST"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, transport: httpx.BaseTransport | None = None,
+                      retry: RetryPolicy | None = None) -> OllamaBackend:
+        base = normalize_host(settings.ollama_host)
+        client = make_client(base, settings.llm_timeout, transport, {})
+        backend = cls(base, settings.llm_model or "", client, timeout=settings.llm_timeout, retry=retry)
+        if not settings.llm_model:
+            backend.model = backend._pulled_model()
+        return backend
+
+    def _payload(self, messages: list[Message]) -> dict[str, Any]:
+        return {"model": self.model, "messages": [{"role": m.role, "content": m.content} for m in messages],
+                "stream": True, "options": {"temperature": 0}}
+
+    def _decoder(self) -> NDJSONDecoder:
+        return NDJSONDecoder()
+
+    def _explain_status(self, status: int, server_says: str, path: str) -> str:
+        # Ollama answers an unknown model with 404 and {"error": "model \"x\" not found, try pulling it first"}.
+        if status == 404 and "model" in server_says.lower():
+            return (f"HTTP 404: model {self.model!r} is not pulled here; run `ollama pull {self.model}` "
+                    "or set RAG_LLM_MODEL")
+        return super()._explain_status(status, server_says, path)
+
+    def _pulled_model(self) -> str:
+        listing = self._get_json("api/tags")
+        entries = listing.get("models") if isinstance(listing, dict) else None
+        names = [e["name"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("name"), str)]
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise self._fail("no model configured and none is pulled; run `ollama pull MODEL` and set RAG_LLM_MODEL")
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        raise self._fail(f"no model configured and {len(names)} are pulled; set RAG_LLM_MODEL to one of: {shown}")

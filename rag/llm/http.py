@@ -76,8 +76,12 @@ def with_scheme(url: str) -> str:
     if "://" not in url:
         url = "http://" + url
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 -- parsing it is the check
+    except ValueError:
+        raise ConfigError(f"{display_url(url)!r} has a bad port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{url!r} is not an http(s) URL")
+        raise ConfigError(f"{display_url(url)!r} is not an http(s) URL")
     return url.rstrip("/")
 
 

@@ -9,7 +9,7 @@ is an error listing them (a machine often holds an embedding model too, which ca
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -30,7 +30,7 @@ def normalize_host(host: str) -> str:
     if "://" not in host:
         url = with_scheme(host)
         parts = urlsplit(url)
-        return url if parts.port else url.replace(parts.netloc, f"{parts.netloc}:11434", 1)
+        return url if parts.port else urlunsplit(parts._replace(netloc=f"{parts.netloc}:11434"))
     return with_scheme(host)  # an explicit scheme keeps that scheme's default port, as in Ollama
 
 

@@ -153,6 +153,77 @@ def search(
         raise typer.Exit(1)
 
 
+def _print_answer_tail(answer) -> None:
+    """After the streamed text: what the citation check found, then the numbered sources."""
+    if answer.error:
+        err.print(f"[red]error:[/] {answer.error}", highlight=False)
+    if answer.removed_citations:
+        marks = ", ".join(f"[{n}]" for n in answer.removed_citations)
+        out.print(f"[yellow]removed citations {marks}: no such source[/]", highlight=False)
+    if not answer.refused:
+        for v in answer.citations:
+            if not v["supported"]:
+                why = "cites nothing" if not v["cited"] else f"weak support {v['support']:.2f}"
+                out.print(f"[yellow]unsupported ({why}):[/] {v['sentence']}", highlight=False)
+    if answer.sources:
+        out.print("\n[bold]Sources[/]" + (" (nearest papers; none answers the question)" if answer.refused else ""))
+    for s in answer.sources:
+        title = s.title or (s.abstract[:80] + "…")
+        meta = " · ".join(x for x in (s.date, s.paper_id) if x)
+        out.print(f"  [{s.n}] {title}  [dim]({meta})[/]", highlight=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, or '-' to read one question per line from stdin.")],
+    llm: Annotated[str | None, typer.Option(
+        "--llm", help="extractive (offline, default), openai or ollama [env RAG_LLM].")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="LLM model name [env RAG_LLM_MODEL].")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--top-k", help="Sources given to the LLM [default 5].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per question.")] = False,
+    data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
+    chroma_url: ChromaUrl = None, debug: Debug = False,
+) -> None:
+    """Answer from the collection, every claim cited [n], or say the collection does not cover it."""
+    from rag.answer import Asker, Done, Token
+    from rag.errors import QueryError
+
+    settings = _settings(llm=llm, llm_model=model, top_k=k, data_dir=data_dir, collection=collection,
+                         embed_model=embed_model, chroma_url=chroma_url)
+    asker = Asker(settings)
+
+    def one(q: str) -> int:
+        answer = None
+        for event in asker.stream(q):
+            if isinstance(event, Token) and not as_json:
+                out.print(event.text, end="", highlight=False, markup=False)
+            elif isinstance(event, Done):
+                answer = event.answer
+        if as_json:
+            print(json.dumps(answer.as_dict(), ensure_ascii=False))
+        else:
+            out.print()
+            _print_answer_tail(answer)
+        return 1 if answer.error else 0
+
+    if question != "-":
+        raise typer.Exit(one(question))
+    failed = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            failed += one(line.rstrip("\n"))
+        except QueryError as e:
+            failed += 1
+            if as_json:
+                print(json.dumps({"question": line[:200], "error": str(e)}))
+            else:
+                err.print(f"error: {e}")
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,

@@ -83,6 +83,13 @@ class SSEDecoder:
         return content if isinstance(content, str) else None
 
 
+def _says_unknown_model(server_says: str) -> bool:
+    # "The model `x` does not exist" (OpenAI, vLLM), "model 'x' not found" (LM Studio, Ollama's /v1);
+    # not "This model's maximum context length is ...", which is a 400 about the prompt.
+    text = server_says.lower()
+    return "model" in text and any(p in text for p in ("not exist", "not found", "unknown", "no such", "invalid model"))
+
+
 class OpenAIBackend(StreamingBackend):
     name = "openai"
     chat_path = "chat/completions"
@@ -111,7 +118,7 @@ class OpenAIBackend(StreamingBackend):
 
     def _explain_status(self, status: int, server_says: str, path: str) -> str:
         # Servers report an unknown model as 404 (OpenAI, vLLM) or 400 (others); the body says which.
-        if status in (400, 404) and path == self.chat_path and "model" in server_says.lower():
+        if status in (400, 404) and path == self.chat_path and _says_unknown_model(server_says):
             return (f"HTTP {status}: the server does not serve model {self.model!r}; set RAG_LLM_MODEL "
                     f"to one listed by GET {self.url}/models")
         if status == 404 and path == "models":

@@ -1,0 +1,198 @@
+"""Answer: retrieve → (refuse | prompt → LLM) → citation check.
+
+`Asker.stream()` yields events so a terminal or a browser can show the sources first, then the
+answer as it arrives, then the checked result; `Asker.ask()` returns only the final `Answer`.
+An LLM failure still ends in an `Answer` (with `error` set and the sources listed).
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+from rag import prompts
+from rag.citations import Checked, check
+from rag.errors import LLMError
+from rag.llm.base import ChatBackend, Message
+from rag.retrieval import Hit, Retriever, check_query
+from rag.settings import Settings
+
+# Phrasings models use when the sources do not answer; our own wording is prompts/refusal.txt.
+_REFUSAL_HINTS = re.compile(
+    r"(does not cover|do not (cover|contain|mention|provide|answer|say)|does not (contain|mention|say|provide)|"
+    r"not (mentioned|covered|found|answered|stated) in|no information|cannot (be )?answer|can't answer|"
+    r"insufficient information|not in the (sources|collection))", re.I)
+
+
+@dataclass
+class Source:
+    n: int
+    paper_id: str
+    title: str
+    abstract: str
+    date: str | None
+    score: float
+    relevance: float | None   # cosine similarity of the paper's best chunk to the query
+    passage: str | None
+
+    @classmethod
+    def from_hit(cls, n: int, hit: Hit) -> Source:
+        return cls(n, hit.paper_id, hit.title, hit.abstract, hit.date, hit.score, hit.dense_score, hit.passage)
+
+
+@dataclass
+class Answer:
+    question: str
+    query: str                       # the standalone query actually searched
+    answer: str                      # checked text: citations that named no source removed
+    sources: list[Source]
+    refused: bool
+    backend: str
+    model: str | None = None
+    citations: list[dict] = field(default_factory=list)       # per-sentence verdicts
+    removed_citations: list[int] = field(default_factory=list)
+    error: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Retrieved:
+    sources: list[Source]
+    refused: bool
+
+
+@dataclass
+class Token:
+    text: str
+
+
+@dataclass
+class Done:
+    answer: Answer
+
+
+Event = Retrieved | Token | Done
+
+
+def is_refusal(text: str, refusal: str) -> bool:
+    plain = " ".join(text.split()).lower()
+    return not plain or refusal.lower().rstrip(".") in plain or bool(_REFUSAL_HINTS.search(plain))
+
+
+class Asker:
+    def __init__(self, settings: Settings, retriever: Retriever | None = None,
+                 backend: ChatBackend | None = None):
+        self.settings = settings
+        self.retriever = retriever or Retriever(settings)
+        self._backend = backend
+        load = lambda name: prompts.load(name, settings.prompts_dir)  # noqa: E731
+        self.templates = {name: load(name) for name in prompts.VARIABLES}
+        self.refusal = self.templates["refusal"].text
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend.name if self._backend else self.settings.llm
+
+    def backend(self) -> ChatBackend | None:
+        if self._backend is None and self.settings.llm != "extractive":
+            from rag.llm import make_backend
+
+            self._backend = make_backend(self.settings)
+        return self._backend
+
+    # --- stages -------------------------------------------------------------------------------
+    def standalone_query(self, question: str, history: list[Message]) -> str:
+        """A follow-up ("and how fast is it?") is retrieved as a question that stands alone."""
+        asked = [m.content for m in history if m.role == "user"]
+        if not asked:
+            return question
+        backend = self.backend()
+        if backend is not None:
+            turns = "\n".join(f"{m.role}: {m.content}" for m in history[-6:])
+            prompt = self.templates["condense"].render(history=turns, question=question)
+            try:
+                rewritten = backend.complete([Message("user", prompt)]).strip().strip('"').splitlines()
+                if rewritten and rewritten[0].strip():
+                    return rewritten[0].strip()[: self.settings.max_query_chars]
+            except LLMError:
+                pass  # retrieval with the heuristic below is still better than none
+        # Without a model: carry the previous question's words along with the follow-up.
+        return f"{asked[-1]} {question}"[-self.settings.max_query_chars:]
+
+    def messages(self, question: str, sources: list[Source]) -> list[Message]:
+        blocks = "\n".join(
+            self.templates["source"].render(n=s.n, title=prompts.quote_source(s.title or "untitled"),
+                                            date=s.date or "unknown", text=prompts.quote_source(s.abstract))
+            for s in sources)
+        common = {"refusal": self.refusal, "max_sentences": self.settings.max_sentences}
+        return [Message("system", self.templates["system"].render(**common)),
+                Message("user", self.templates["context"].render(sources=blocks, question=question, **common))]
+
+    # --- the whole path -----------------------------------------------------------------------
+    def stream(self, question: str, history: list[Message] | None = None, k: int | None = None) -> Iterator[Event]:
+        started = time.perf_counter()
+        question = check_query(question, self.settings)
+        query = self.standalone_query(question, history or [])
+        hits = self.retriever.search(query, k=k or self.settings.top_k)
+        sources = [Source.from_hit(i, h) for i, h in enumerate(hits, start=1)]
+        relevance = max((s.relevance for s in sources if s.relevance is not None), default=-1.0)
+        timings = {"retrieve": (time.perf_counter() - started) * 1000}
+        refuse = relevance < self.settings.refuse_below
+        yield Retrieved(sources, refuse)
+        result = Answer(question, query, "", sources, refuse, self.backend_name,
+                        self.settings.llm_model, timings_ms=timings)
+        if refuse:
+            result.answer = self.refusal
+            yield Token(self.refusal)
+        else:
+            text = yield from self._generate(question, sources, result)
+            checked = check(text, [s.abstract for s in sources])
+            self._record(result, text, checked)
+        result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+        result.timings_ms["overhead"] = result.timings_ms["total"] - result.timings_ms.get("llm", 0.0)
+        result.timings_ms = {k: round(v, 2) for k, v in result.timings_ms.items()}
+        yield Done(result)
+
+    def _generate(self, question: str, sources: list[Source], result: Answer):
+        backend = self.backend()
+        began = time.perf_counter()
+        if backend is None:
+            from rag.llm import extractive
+
+            text = extractive.answer(question, [(s.n, s.title, s.abstract) for s in sources],
+                                     max_sentences=min(self.settings.max_sentences, 3))
+            text = text or self.refusal
+            yield Token(text)
+            result.timings_ms["generate"] = (time.perf_counter() - began) * 1000
+            return text
+        result.model = backend.model
+        pieces: list[str] = []
+        try:
+            for piece in backend.stream(self.messages(question, sources)):
+                if not pieces:
+                    result.timings_ms["first_token"] = (time.perf_counter() - began) * 1000
+                pieces.append(piece)
+                yield Token(piece)
+        except LLMError as e:
+            result.error = str(e)
+        result.timings_ms["llm"] = (time.perf_counter() - began) * 1000
+        return "".join(pieces)
+
+    def _record(self, result: Answer, text: str, checked: Checked) -> None:
+        result.answer = checked.text if not result.error or text else ""
+        result.citations = [v.as_dict() for v in checked.verdicts]
+        result.removed_citations = checked.removed
+        if result.error and not text:
+            return
+        # An answer that cites nothing valid and reads like a refusal is one.
+        result.refused = not checked.cited_numbers and is_refusal(checked.text, self.refusal)
+
+    def ask(self, question: str, history: list[Message] | None = None, k: int | None = None) -> Answer:
+        for event in self.stream(question, history, k):
+            if isinstance(event, Done):
+                return event.answer
+        raise AssertionError("stream ended without Done")

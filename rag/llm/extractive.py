@@ -1,0 +1,80 @@
+"""The offline answerer: picks the retrieved sentences that best answer the question and cites
+each one. No model, no network; what it says is by construction in the sources.
+
+A sentence scores by the IDF-weighted share of the question's content words it contains, plus
+a bonus when the question asks for a quantity and the sentence states one, plus a small prior
+for better-ranked papers. The title counts as context for every sentence of its abstract, so
+"What does LoRA-GA improve?" can pick a sentence that says "our method".
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from rag.text import has_number, sentences, terms
+
+_ASKS_NUMBER = re.compile(
+    r"\b(how (many|much|large|big|fast|long|often|far|small)|what (percentage|fraction|proportion|number|"
+    r"accuracy|speed-?up|rate|score|size)|by how|how do(es)? .* compare|percent|%|speed-?up|ratio)\b", re.I)
+MIN_SCORE = 0.2
+
+
+@dataclass
+class Candidate:
+    n: int
+    position: int
+    text: str
+    score: float
+
+
+def answer(question: str, abstracts: list[tuple[int, str, str]], max_sentences: int = 3,
+           per_source: int = 2) -> str:
+    """`abstracts`: (source number, title, abstract) best-ranked first. Returns cited sentences,
+    or "" when no sentence shares anything with the question."""
+    wanted = set(terms(question))
+    if not wanted:
+        return ""
+    asks_number = bool(_ASKS_NUMBER.search(question))
+    pool: list[tuple[int, int, str, set[str], set[str]]] = []
+    for rank, (n, title, abstract) in enumerate(abstracts):
+        title_terms = set(terms(title))
+        for pos, sent in enumerate(sentences(abstract)):
+            pool.append((n, pos, sent, set(terms(sent)), title_terms))
+    if not pool:
+        return ""
+    df: dict[str, int] = {}
+    for *_, words, _ in pool:
+        for w in words & wanted:
+            df[w] = df.get(w, 0) + 1
+    idf = {w: math.log(1 + len(pool) / (1 + df.get(w, 0))) for w in wanted}
+    total = sum(idf.values())
+    ranks = {n: i for i, (n, _, _) in enumerate(abstracts)}
+    scored = []
+    for n, pos, sent, words, title_terms in pool:
+        own = sum(idf[w] for w in wanted & words) / total
+        context = sum(idf[w] for w in wanted & (title_terms - words)) / total
+        score = own + 0.3 * context + 0.05 / (1 + ranks[n])
+        if asks_number and has_number(sent):
+            score += 0.25
+        scored.append(Candidate(n, pos, sent, score))
+    scored.sort(key=lambda c: -c.score)
+    chosen: list[Candidate] = []
+    for cand in scored:
+        if len(chosen) == max_sentences or cand.score < MIN_SCORE:
+            break
+        if sum(c.n == cand.n for c in chosen) < per_source:
+            chosen.append(cand)
+    if not chosen:
+        return ""
+    # Keep each paper's sentences together and in the abstract's order: reads as a summary.
+    order = {n: i for i, n in enumerate(dict.fromkeys(c.n for c in chosen))}
+    chosen.sort(key=lambda c: (order[c.n], c.position))
+    return " ".join(_cite(c.text, c.n) for c in chosen)
+
+
+def _cite(sentence: str, n: int) -> str:
+    sentence = sentence.rstrip()
+    if sentence and sentence[-1] in ".!?":
+        return f"{sentence[:-1]} [{n}]{sentence[-1]}"
+    return f"{sentence} [{n}]."

@@ -1,0 +1,73 @@
+"""Prompt templates: plain files in prompts/, loaded by name, variables checked at load.
+
+A user directory (RAG_PROMPTS_DIR) may override any of them; a template that lacks a variable
+the code fills, or names one it does not, is refused with the names listed.
+"""
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import ConfigError
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+# The variables each template is given. Every one must appear (a prompt that drops {sources}
+# would answer from nothing), and no other may.
+VARIABLES: dict[str, frozenset[str]] = {
+    "system": frozenset({"refusal", "max_sentences"}),
+    "context": frozenset({"sources", "question", "max_sentences", "refusal"}),
+    "source": frozenset({"n", "title", "date", "text"}),
+    "refusal": frozenset(),
+    "condense": frozenset({"history", "question"}),
+}
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    path: Path
+    text: str
+
+    def render(self, **values: object) -> str:
+        return self.text.format(**values)
+
+
+def _fields(text: str, path: Path) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as e:
+        raise ConfigError(f"prompt {path}: {e} (write a literal brace as {{{{ or }}}})") from None
+
+
+def load(name: str, override_dir: Path | None = None) -> Template:
+    if name not in VARIABLES:
+        raise ConfigError(f"no prompt named {name!r}; known: {', '.join(sorted(VARIABLES))}")
+    path = PROMPTS_DIR / f"{name}.txt"
+    if override_dir is not None and (override_dir / f"{name}.txt").is_file():
+        path = override_dir / f"{name}.txt"
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read prompt {path}: {e.strerror}") from None
+    found = _fields(text, path)
+    missing, unknown = VARIABLES[name] - found, found - VARIABLES[name]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join("{" + m + "}" for m in sorted(missing)))
+        if unknown:
+            parts.append("unknown " + ", ".join("{" + u + "}" for u in sorted(unknown)))
+        raise ConfigError(f"prompt {path}: {'; '.join(parts)}")
+    return Template(name, path, text)
+
+
+_TAG = re.compile(r"<\s*(/?)\s*source", re.IGNORECASE)
+
+
+def quote_source(text: str) -> str:
+    """Sources are data: a '<source' or '</source' inside an abstract must not close or open a
+    source block in the prompt."""
+    return _TAG.sub(lambda m: "‹" + m.group(1) + "source", text)

@@ -1,0 +1,57 @@
+"""Small text helpers shared by the extractive answerer and the citation check."""
+from __future__ import annotations
+
+import functools
+import re
+
+# A sentence ends at . ! or ? (and any [n] citations right after it) before whitespace and a
+# capital, digit or quote. Abbreviations such as "et al." or "e.g." are not sentence ends.
+_SENTENCE_END = re.compile(r"(?<=[.!?])((?:\s*\[\d+(?:\s*[,\u2013-]\s*\d+)*\])*)\s+(?=[A-Z0-9\"'(\[])")
+_NOT_END = re.compile(r"(?:\b(?:et al|e\.g|i\.e|etc|vs|Fig|Eq|cf|approx|resp)\.|\b[A-Z]\.)$")
+_WORD = re.compile(r"\w+(?:[-.]\w+)*", re.UNICODE)
+_NUMBER = re.compile(r"\d")
+
+# bm25s' English list plus question words: they say what is asked, not what it is about.
+STOPWORDS = frozenset("""a an and are as at be but by for if in into is it no not of on or such that the their then
+there these they this to was will with we our us what which who whom how why when where does do did can could
+would should has have had been being its from than also more most other some any each about over between both
+using used use based paper papers study propose proposed show shows shown results result method approach
+many much
+""".split())
+
+
+def sentences(text: str) -> list[str]:
+    """Split into sentences, keeping each sentence's trailing [n] citations with it."""
+    parts: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        if _NOT_END.search(text[start:match.start()]):
+            continue
+        parts.append(text[start:match.end(1)].strip())
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        parts.append(tail)
+    return [p for p in parts if p]
+
+
+@functools.lru_cache(maxsize=1)
+def _stem():
+    import Stemmer
+
+    return Stemmer.Stemmer("english").stemWord
+
+
+def terms(text: str) -> list[str]:
+    """Content words, lower-cased and stemmed; numbers kept as they are."""
+    stem = _stem()
+    out = []
+    for word in _WORD.findall(text.lower()):
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        out.append(word if _NUMBER.search(word) else stem(word))
+    return out
+
+
+def has_number(text: str) -> bool:
+    return bool(_NUMBER.search(text))

@@ -59,6 +59,28 @@ def _default_sources() -> list[Path]:
     raise ConfigError("no PATH given and no seeds/ directory here; name the files to ingest")
 
 
+class _ingest_progress:
+    """A rich bar on stderr that appears only once there is something to embed."""
+
+    def __init__(self, quiet: bool):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=err, transient=True, disable=quiet)
+        self.task = self.bar.add_task("embedding chunks", total=None)
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.bar.live.is_started:
+            self.bar.start()
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(
@@ -72,25 +94,12 @@ def ingest(
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
     """Parse, chunk, embed and index papers. Idempotent: unchanged papers are not re-embedded."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from rag.ingest import ingest as run_ingest
 
     settings = _settings(batch_size=batch_size, device=device, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
-    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err, transient=True, disable=as_json)
-    task = bar.add_task("embedding chunks", total=None)
-
-    def progress(done: int, total: int) -> None:
-        if not bar.live.is_started:  # only show a bar once there is something to embed
-            bar.start()
-        bar.update(task, completed=done, total=total)
-
-    try:
+    with _ingest_progress(as_json) as progress:
         report = run_ingest(paths or _default_sources(), settings, progress=progress, rebuild=rebuild)
-    finally:
-        bar.stop()
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
         return
@@ -221,6 +230,86 @@ def ask(
             else:
                 err.print(f"error: {e}")
     if failed:
+        raise typer.Exit(1)
+
+
+def _format_eval(results: dict) -> None:
+    from rich.table import Table
+
+    if "beir" in results:
+        beir = results["beir"]
+        table = Table(title=f"BEIR {beir['dataset']} ({beir['queries']} queries, {beir['documents']} docs)")
+        for col in ("mode", "nDCG@10", "R@100", "MRR@10", "queries/s"):
+            table.add_column(col)
+        for mode, m in beir["modes"].items():
+            table.add_row(mode, f"{m['ndcg@10']:.3f}", f"{m['recall@100']:.3f}", f"{m['mrr@10']:.3f}",
+                          f"{m['queries_per_s']}")
+        out.print(table)
+        return
+    table = Table(title=f"retrieval ({results['questions']} questions, answerable ones scored)")
+    metrics = ["hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "recall@10"]
+    for col in ["mode", "type", *metrics]:
+        table.add_column(col)
+    for mode, r in results["retrieval"].items():
+        table.add_row(mode, "all", *(f"{r['all'][m]:.3f}" for m in metrics), style="bold")
+        for qtype, row in r["by_type"].items():
+            table.add_row("", qtype, *(f"{row[m]:.3f}" for m in metrics))
+    out.print(table)
+    answers = results.get("answers")
+    if answers:
+        table = Table(title=f"answers (backend {answers['backend']})")
+        table.add_column("metric")
+        table.add_column("value")
+        for key in ("cites_gold", "contains_fact", "citation_validity", "supported_citations",
+                    "refusal_accuracy", "false_refusal_rate", "errors", "overhead_ms_p50"):
+            table.add_row(key, str(answers[key]))
+        cal = answers["refusal_calibration"]
+        if cal:
+            table.add_row("refusal threshold (best / shipped)",
+                          f"{cal['best_threshold']} / {results['settings']['refuse_below']}")
+        out.print(table)
+
+
+@app.command("eval")
+def eval_(
+    beir: Annotated[Path | None, typer.Option(help="Run a BEIR-format dataset dir instead of evals/.")] = None,
+    questions: Annotated[Path | None, typer.Option(help="Question set [default evals/questions.jsonl].")] = None,
+    thresholds: Annotated[Path | None, typer.Option(help="Gate [default evals/thresholds.toml].")] = None,
+    llm: Annotated[str | None, typer.Option("--llm", help="Answer backend to evaluate [default extractive].")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="LLM model name [env RAG_LLM_MODEL].")] = None,
+    answers: Annotated[bool, typer.Option(help="Also evaluate answers (not only retrieval).")] = True,
+    report: Annotated[Path | None, typer.Option(help="Write a Markdown report with plots here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    data_dir: DataDir = None, embed_model: EmbedModel = None, chroma_url: ChromaUrl = None,
+    debug: Debug = False,
+) -> None:
+    """Score retrieval and answers on evals/ (exit 1 below the thresholds), or a BEIR dataset."""
+    from rag import evaluate
+
+    settings = _settings(llm=llm, llm_model=model, data_dir=data_dir, embed_model=embed_model,
+                         chroma_url=chroma_url)
+    with _ingest_progress(as_json) as progress:
+        if beir is not None:
+            results = {"beir": evaluate.run_beir(beir, settings, progress=progress)}
+        else:
+            results = evaluate.run_seed_eval(settings, questions or evaluate.EVALS_DIR / "questions.jsonl",
+                                             answers=answers, progress=progress)
+    failures = [] if beir else evaluate.check_thresholds(
+        results, evaluate.load_thresholds(thresholds or evaluate.EVALS_DIR / "thresholds.toml"))
+    results["failures"] = failures
+    if report is not None:
+        from rag.eval_report import write_report
+
+        write_report(results, report)
+    if as_json:
+        print(json.dumps(results, ensure_ascii=False))
+    else:
+        _format_eval(results)
+        for line in failures:
+            err.print(f"[red]below threshold:[/] {line}", highlight=False)
+        if report is not None:
+            out.print(f"report written to {report / 'README.md'}")
+    if failures:
         raise typer.Exit(1)
 
 

@@ -376,7 +376,7 @@ params.n_ctx = 1024
 params.warmup = False                  # saves a second at start; the first request pays it instead
 params.n_predict = int(sys.argv[2])    # caps every answer server-side, so the tests stay quick
 for cpu in (params.cpuparams, params.cpuparams_batch):
-    cpu.n_threads = 2                  # a 135M model gains nothing from more, and CI machines are shared
+    cpu.n_threads = 1                  # a 135M model gains little from more, and CI machines are shared
     cpu.poll = 0                       # sleep, not spin, between batches: spinning starves a busy machine
 server = xllamacpp.Server(params)      # loads the model, then serves HTTP from its own threads
 print(server.listening_address, flush=True)

@@ -37,7 +37,7 @@ def answer(question: str, abstracts: list[tuple[int, str, str]], max_sentences: 
         return ""
     asks_number = bool(_ASKS_NUMBER.search(question))
     pool: list[tuple[int, int, str, set[str], set[str]]] = []
-    for rank, (n, title, abstract) in enumerate(abstracts):
+    for n, title, abstract in abstracts:
         title_terms = set(terms(title))
         for pos, sent in enumerate(sentences(abstract)):
             pool.append((n, pos, sent, set(terms(sent)), title_terms))

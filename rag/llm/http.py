@@ -249,11 +249,10 @@ class StreamingBackend:
             after = f" (after {attempt} tries)" if attempt > 1 else ""
             try:
                 response = self._client.send(self._client.build_request(method, path, json=body), stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                detail, retryable = self._connect_failure(exc)
-                if not retryable or attempt >= tries:
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                detail, wait = self._connect_failure(exc, attempt)
+                if wait is None or attempt >= tries:
                     raise self._fail(detail + after) from exc
-                wait = self._retry.backoff(attempt)
             except httpx.TimeoutException as exc:
                 # The request went out: the server may be working on it, so repeating is not safe.
                 raise self._fail(f"no response within {self._timeout:g} s (RAG_LLM_TIMEOUT)") from exc
@@ -283,13 +282,19 @@ class StreamingBackend:
     def _fail(self, detail: str) -> LLMError:
         return LLMError(self._redact(f"{self.name} backend at {self.url}: {detail}"))
 
-    def _connect_failure(self, exc: httpx.HTTPError) -> tuple[str, bool]:
-        """(what went wrong, whether trying again could help)."""
+    def _connect_failure(self, exc: httpx.HTTPError, attempt: int) -> tuple[str, float | None]:
+        """(what went wrong, seconds to wait before trying again or None if that cannot help)."""
         if _caused_by(exc, socket.gaierror):  # a wrong host name stays wrong
-            return f"cannot resolve the host name ({exc}); {self.url_hint}", False
+            return f"cannot resolve the host name ({exc}); {self.url_hint}", None
+        if isinstance(exc, httpx.RemoteProtocolError):
+            # Closed before a single byte of answer: almost always a pooled keep-alive connection the
+            # server had just dropped (llama.cpp's server closes it after each stream), so retry at once.
+            return f"the server closed the connection without answering ({exc})", 0.0
         if isinstance(exc, httpx.ConnectTimeout):
-            return f"no connection within {min(CONNECT_TIMEOUT, self._timeout):g} s; is the server up?", True
-        return f"cannot connect ({exc}); is the server running? {self.url_hint}", True
+            detail = f"no connection within {min(CONNECT_TIMEOUT, self._timeout):g} s; is the server up?"
+        else:
+            detail = f"cannot connect ({exc}); is the server running? {self.url_hint}"
+        return detail, self._retry.backoff(attempt)
 
     def _status_error(self, response: httpx.Response, path: str, after: str) -> LLMError:
         server_says = self._server_message(response)

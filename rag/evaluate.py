@@ -1,0 +1,277 @@
+"""Evaluation: the seed question set (retrieval + answers) and any BEIR-format dataset.
+
+Runs the same Retriever and Asker the CLI and UI use. Ranking metrics are llama-index's
+(HitRate, MRR, NDCG, Recall) over paper ids.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+import tomllib
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.errors import ConfigError
+from rag.settings import Settings
+
+MODES = ("dense", "bm25", "hybrid")
+EVALS_DIR = Path(__file__).resolve().parent.parent / "evals"
+
+
+@dataclass
+class EvalQuestion:
+    id: str
+    type: str
+    question: str
+    gold: list[dict] = field(default_factory=list)
+    answer_contains: list[str] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def answerable(self) -> bool:
+        return self.type != "unanswerable"
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"cannot read eval questions {path}: {e.strerror}") from None
+    for i, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                out.append(EvalQuestion(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as e:
+                raise ConfigError(f"{path} line {i}: {e}") from None
+    return out
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def resolve_gold(questions: list[EvalQuestion], papers: list[tuple[str, str, str]]) -> dict[str, set[str]]:
+    """Gold paper ids per question. An id the index does not hold (a re-parse changed it) is
+    found again by its text span, so the eval cannot silently lose a gold paper."""
+    ids = {pid for pid, _, _ in papers}
+    texts = [(pid, _norm(f"{title} {abstract}")) for pid, title, abstract in papers]
+    gold: dict[str, set[str]] = {}
+    for q in questions:
+        found = set()
+        for g in q.gold:
+            if g["paper_id"] in ids:
+                found.add(g["paper_id"])
+                continue
+            span = _norm(g["span"])
+            matches = [pid for pid, text in texts if span in text]
+            if len(matches) != 1:
+                raise ConfigError(f"eval question {q.id}: gold {g['paper_id']} is not in the index and its "
+                                  f"span matches {len(matches)} papers")
+            found.add(matches[0])
+        gold[q.id] = found
+    return gold
+
+
+def ranking_metrics(ranked: list[str], gold: set[str]) -> dict[str, float]:
+    from llama_index.core.evaluation.retrieval.metrics import MRR, NDCG, HitRate, Recall
+
+    if not ranked:
+        return {"hit@1": 0.0, "hit@5": 0.0, "hit@10": 0.0, "mrr@10": 0.0, "ndcg@10": 0.0, "recall@10": 0.0,
+                "recall@100": 0.0}
+    expected = sorted(gold)
+
+    def score(metric, k: int) -> float:
+        return metric.compute(expected_ids=expected, retrieved_ids=ranked[:k]).score
+
+    return {"hit@1": score(HitRate(), 1), "hit@5": score(HitRate(), 5), "hit@10": score(HitRate(), 10),
+            "mrr@10": score(MRR(), 10), "ndcg@10": score(NDCG(), 10), "recall@10": score(Recall(), 10),
+            "recall@100": score(Recall(), 100)}
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.fmean(r[k] for r in rows), 4) for k in rows[0]} if rows else {}
+
+
+def evaluate_retrieval(settings: Settings, questions: list[EvalQuestion], gold: dict[str, set[str]],
+                       modes=MODES, k: int = 10) -> dict:
+    from rag.retrieval import Retriever
+
+    retriever = Retriever(settings)
+    retriever.search(questions[0].question)  # warm: load the encoder and BM25 outside the timings
+    result: dict = {}
+    for mode in modes:
+        per_type: dict[str, list] = defaultdict(list)
+        latencies = []
+        first_hit = []  # rank of the first gold paper, 0 when none in the top k
+        for q in questions:
+            if not q.answerable:
+                continue
+            began = time.perf_counter()
+            hits = retriever.search(q.question, k=k, mode=mode)
+            latencies.append((time.perf_counter() - began) * 1000)
+            ranked = [h.paper_id for h in hits]
+            per_type[q.type].append(ranking_metrics(ranked, gold[q.id]))
+            first_hit.append(next((i for i, pid in enumerate(ranked, 1) if pid in gold[q.id]), 0))
+        every = [m for rows in per_type.values() for m in rows]
+        result[mode] = {"all": _mean(every), "by_type": {t: _mean(rows) for t, rows in sorted(per_type.items())},
+                        "questions": len(every), "latency_ms": [round(x, 2) for x in latencies],
+                        "hit_curve": [round(sum(0 < r <= c for r in first_hit) / len(first_hit), 4)
+                                      for c in range(1, k + 1)]}
+    retriever.close()
+    return result
+
+
+def evaluate_answers(settings: Settings, questions: list[EvalQuestion], gold: dict[str, set[str]]) -> dict:
+    from rag.answer import Asker
+
+    asker = Asker(settings)
+    rows = []
+    for q in questions:
+        answer = asker.ask(q.question)
+        cited = {answer.sources[n - 1].paper_id for v in answer.citations for n in v["cited"]}
+        best = max((s.relevance for s in answer.sources if s.relevance is not None), default=-1.0)
+        rows.append({
+            "id": q.id, "type": q.type, "answerable": q.answerable, "refused": answer.refused,
+            "relevance": round(best, 4), "error": answer.error,
+            "cites_gold": bool(cited & gold[q.id]),
+            "contains_fact": all(f.lower() in answer.answer.lower() for f in q.answer_contains),
+            "valid_citations": not answer.removed_citations,
+            "verdicts": [v["supported"] for v in answer.citations],
+            "overhead_ms": answer.timings_ms.get("overhead", 0.0),
+        })
+    answerable = [r for r in rows if r["answerable"]]
+    with_fact = [r for r in answerable if r["type"] in ("number", "lookup")]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    verdicts = [v for r in rows if not r["refused"] for v in r["verdicts"]]
+
+    def share(rs, key, value=True):
+        return round(sum(r[key] == value for r in rs) / len(rs), 4) if rs else None
+
+    return {
+        "backend": asker.backend_name,
+        "questions": len(rows),
+        "cites_gold": share([r for r in answerable if not r["refused"]], "cites_gold"),
+        "contains_fact": share(with_fact, "contains_fact"),
+        "citation_validity": share(rows, "valid_citations"),
+        "supported_citations": round(sum(verdicts) / len(verdicts), 4) if verdicts else None,
+        "refusal_accuracy": share(unanswerable, "refused"),
+        "false_refusal_rate": share(answerable, "refused"),
+        "errors": sum(1 for r in rows if r["error"]),
+        "refusal_calibration": calibrate_refusal(rows),
+        "overhead_ms_p50": round(statistics.median(r["overhead_ms"] for r in rows), 2),
+        "rows": rows,
+    }
+
+
+def calibrate_refusal(rows: list[dict]) -> dict:
+    """The threshold on best-chunk similarity that best separates unanswerable questions from
+    answerable ones (balanced accuracy), to compare with the shipped RAG_REFUSE_BELOW."""
+    pos = [r["relevance"] for r in rows if not r["answerable"]]
+    neg = [r["relevance"] for r in rows if r["answerable"]]
+    if not pos or not neg:
+        return {}
+    best = (0.0, 0.0)
+    for t in sorted(set(pos + neg)) + [1.0]:
+        refuse_ok = sum(x < t for x in pos) / len(pos)
+        answer_ok = sum(x >= t for x in neg) / len(neg)
+        best = max(best, ((refuse_ok + answer_ok) / 2, t))
+    return {"best_threshold": round(best[1], 4), "balanced_accuracy": round(best[0], 4)}
+
+
+def load_thresholds(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read eval thresholds {path}: {e}") from None
+
+
+def check_thresholds(results: dict, thresholds: dict) -> list[str]:
+    """Every failure as one line; an empty list means the gate passes."""
+    failures = []
+    for mode, minimums in thresholds.get("retrieval", {}).items():
+        got = results["retrieval"][mode]["all"]
+        failures += [f"retrieval {mode} {m} = {got[m]:.3f} < {v}" for m, v in minimums.items() if got[m] < v]
+    answers = results.get("answers") or {}
+    for metric, v in thresholds.get("answers", {}).get("min", {}).items():
+        if answers.get(metric) is not None and answers[metric] < v:
+            failures.append(f"answers {metric} = {answers[metric]:.3f} < {v}")
+    for metric, v in thresholds.get("answers", {}).get("max", {}).items():
+        if answers.get(metric) is not None and answers[metric] > v:
+            failures.append(f"answers {metric} = {answers[metric]:.3f} > {v}")
+    return failures
+
+
+def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True,
+                  progress: Callable | None = None) -> dict:
+    """Ingest seeds/ into its own collection (idempotent), then score retrieval in every mode
+    and, unless told not to, answers with the configured backend."""
+    from rag.ingest import ingest
+    from rag.store import Index
+
+    settings = settings.model_copy(update={"collection": "eval-seeds"})
+    ingest([EVALS_DIR.parent / "seeds"], settings, progress=progress)
+    questions = load_questions(questions_path)
+    index = Index(settings)
+    gold = resolve_gold(questions, list(index.catalog.all_papers()))
+    index.close()
+    results = {"questions": len(questions), "by_type": dict(sorted(Counter(q.type for q in questions).items())),
+               "settings": {k: getattr(settings, k) for k in ("mode", "top_k", "rrf_k", "dense_weight",
+                                                              "bm25_weight", "refuse_below", "llm")},
+               "retrieval": evaluate_retrieval(settings, questions, gold)}
+    if answers:
+        results["answers"] = evaluate_answers(settings, questions, gold)
+    return results
+
+
+# --- BEIR ---------------------------------------------------------------------------------------
+def load_beir_queries(directory: Path, split: str = "test") -> tuple[dict[str, str], dict[str, set[str]]]:
+    qrels_path = directory / "qrels" / f"{split}.tsv"
+    for needed in (directory / "corpus.jsonl", directory / "queries.jsonl", qrels_path):
+        if not needed.is_file():
+            raise ConfigError(f"{directory} is not a BEIR dataset: {needed.name} is missing")
+    qrels: dict[str, set[str]] = defaultdict(set)
+    with qrels_path.open(newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if int(row["score"]) > 0:
+                qrels[row["query-id"]].add(row["corpus-id"])
+    queries = {}
+    with (directory / "queries.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record["_id"] in qrels:
+                queries[record["_id"]] = record["text"]  # never `metadata`: it holds the answers
+    return queries, dict(qrels)
+
+
+def run_beir(directory: Path, settings: Settings, modes=MODES, progress: Callable | None = None,
+             split: str = "test") -> dict:
+    from rag.ingest import ingest
+    from rag.retrieval import Retriever
+
+    queries, qrels = load_beir_queries(directory, split)
+    name = "beir-" + "".join(c if c.isalnum() else "-" for c in directory.resolve().name.lower())
+    settings = settings.model_copy(update={"collection": name, "candidates": max(settings.candidates, 100)})
+    report = ingest([directory / "corpus.jsonl"], settings, progress=progress)
+    out: dict = {"dataset": str(directory), "collection": name, "split": split, "queries": len(queries),
+                 "documents": report.papers_total, "chunks": report.chunks_total,
+                 "ingest": {"seconds": round(report.seconds, 1), "embedded_chunks": report.chunks_embedded,
+                            "chunks_per_s": round(report.chunks_embedded / report.seconds, 1)
+                            if report.chunks_embedded else None},
+                 "modes": {}}
+    retriever = Retriever(settings)
+    retriever.search(next(iter(queries.values())))
+    for mode in modes:
+        began = time.perf_counter()
+        rows = [ranking_metrics([h.paper_id for h in retriever.search(text, k=100, mode=mode)], qrels[qid])
+                for qid, text in queries.items()]
+        seconds = time.perf_counter() - began
+        metrics = _mean(rows)
+        out["modes"][mode] = {"ndcg@10": metrics["ndcg@10"], "recall@100": metrics["recall@100"],
+                              "mrr@10": metrics["mrr@10"], "queries_per_s": round(len(rows) / seconds, 1)}
+    retriever.close()
+    return out

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,52 +44,34 @@ class LoadResult:
     duplicates: int = 0                                     # records merged into an earlier paper
 
 
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024   # limit for text pages, which are read whole; JSONL/CSV stream
-_SNIFF = 8192
-_TITLE_KEYS = ("title", "name")
-_ABSTRACT_KEYS = ("abstract", "text", "summary", "body")
-_ID_KEYS = ("_id", "paper_id", "id")
-_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
+DEFAULT_MAX_BYTES = 200 * 2**20   # for text pages, which are read whole; JSONL and CSV stream
+_KINDS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".tsv": "tsv",
           ".txt": "page", ".md": "page", "": "page"}
+_TITLE_KEYS, _ABSTRACT_KEYS, _ID_KEYS = ("title", "name"), ("abstract", "text", "summary", "body"), \
+    ("_id", "paper_id", "id")
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
-_DATE = rf"(?P<mon>{'|'.join(_MONTHS)}) (?P<day>\d{{1,2}})(?:, (?P<year>\d{{4}}))?"
-_DATE_LINE = re.compile(rf"{_DATE}(?: \d+)?")          # a trailing number is the upvote count
-_AUTHORS_LINE = re.compile(r"•\s*(?P<n>\d+) authors?")
-_ONE_LINE = re.compile(rf"(?:-|\d+)\s+(?P<body>.+?)\s+(?P<authors>\d+) authors? · {_DATE}(?: \d+)?")
+_DATE = rf"(?P<mon>{'|'.join(_MONTHS)}) (?P<day>\d{{1,2}})(?:, (?P<year>\d{{4}}))?(?: \d+)?"   # + upvotes
+_FOOTER = re.compile(rf"•\s*(?P<authors>\d+) authors?|(?P<dot>·)|{_DATE}")
+_ONE_LINE = re.compile(rf"(?:-|\d+)\s+(?P<body>.+?)\s+(?P<authors>\d+) authors? · {_DATE}")
+_ORDER = "authors dot date"   # of a block's footer lines
 _SEPARATOR = re.compile(r"translated by\b.*")
 _CHROME = frozenset({"new", "get trending papers in your email inbox!", "subscribe", "daily papers",
                      "byak and the research community", "by ak and the research community"})
-_FOOTER_ORDER = {"authors": 0, "dot": 1, "date": 2}
 
 
 def clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def _norm(text: str) -> str:
-    # Scrapes of one abstract differ in case, punctuation and spacing, never in letters (any script) or digits.
-    return " ".join(re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).casefold()).split())
-
-
 def _digest(text: str) -> bytes:
-    # Digests, not the normalised text, key the duplicate index: a big corpus must not be held twice.
-    return hashlib.sha1(_norm(text).encode()).digest()
+    # Scrapes of one abstract differ in case, punctuation and spacing, never in letters (any script) or
+    # digits. A digest, not the normalised text, keys the duplicate index so a big corpus is not held twice.
+    norm = " ".join(re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).casefold()).split())
+    return hashlib.sha1(norm.encode()).digest()
 
 
 def content_id(abstract: str) -> str:
     return _digest(abstract).hex()[:16]
-
-
-@dataclass
-class _Rec:
-    title: str
-    abstract: str
-    source: str
-    where: str
-    authors: int | None = None
-    date: str | None = None
-    own_id: str | None = None
-    splits: dict[bytes, str] | None = None   # 000 layout: abstract digest -> title for every plausible split
 
 
 def _iso(m: re.Match[str]) -> str | None:
@@ -100,12 +83,26 @@ def _iso(m: re.Match[str]) -> str | None:
         return None
 
 
-# --- title/abstract split for the 000 layout -------------------------------------------------------
+@dataclass
+class _Rec:
+    title: str
+    abstract: str
+    source: str
+    where: str
+    authors: int | None = None
+    date: str | None = None
+    own_id: str | None = None
+    splits: dict[bytes, str] | None = None   # 000 layout: abstract digest -> title, every plausible seam
+
+
+# --- title/abstract seam for the 000 layout -------------------------------------------------------
+# Weights were set on the 172 clean title+abstract pairs of the other seed pages run together (168 right).
 _PUNCT = "()[]{}\"'“”‘’,;:.!?"
 _SMALL = frozenset("a an and as at but by for from in into is of on or over per than the to under via vs "
                    "with without between".split())
-_STARTS = frozenset("a an the we our this these in it its".split())   # capitalised mid-sentence: a new sentence
-_ABBREV = frozenset({"al.", "etc.", "vs.", "fig.", "eq.", "approx."})
+_STARTS = frozenset("a an the we our this these in it its while although despite however there recently"
+                    .split())   # capitalised inside a sentence, these begin a new one
+_ACRONYM = re.compile(r"\([\w-]*[A-Z][\w-]*[A-Z][\w-]*\)[,.;:]?")
 
 
 def _case(word: str) -> tuple[str, bool]:
@@ -116,37 +113,44 @@ def _case(word: str) -> tuple[str, bool]:
     return ("cap" if parts[0][0].isupper() else "low"), any(p[0].islower() for p in parts[1:])
 
 
-def _split_penalty(words: list[str], k: int, end: int) -> float:
-    # A title is consistently Title Case or sentence case and does not end on "of"/"the"; the abstract's
-    # first sentence is sentence case. Lower-case words in a Title Case title are rare, proper nouns common.
+def _seam_penalty(words: list[str], k: int, end: int) -> float:
+    # A title is consistently Title Case or sentence case, does not end on "of"/"the" and seldom repeats a
+    # word; an abstract's first sentence is sentence case apart from names spelled out before "(ABC)".
     tc = sc = 0.0
     for i, w in enumerate(words[1:k], 1):
         case, low_tail = _case(w)
-        bare = w.strip(_PUNCT).lower()
-        subtitle = words[i - 1].endswith((":", "?", "!"))
-        tc += (case == "low" and bare not in _SMALL) + 0.5 * low_tail + (case == "cap" and bare in _STARTS
-                                                                        and not subtitle)
+        bare, subtitle = w.strip(_PUNCT).lower(), words[i - 1].endswith((":", "?", "!"))
+        tc += (case == "low" and bare not in _SMALL) + 0.5 * low_tail + (
+            case == "cap" and bare in _STARTS and not subtitle)
         sc += case == "cap" and not subtitle
-    penalty = min(2 * tc, sc) + (words[k - 1].strip(_PUNCT).lower() in _SMALL)
-    for w in words[k + 1:end + 1]:
-        if _case(w)[0] == "cap":
-            penalty += 1.0 if w.strip(_PUNCT).lower() in _STARTS else 0.25
+    bare_title = Counter(w.strip(_PUNCT).lower() for w in words[:k])
+    penalty = min(2 * tc, sc) + (words[k - 1].strip(_PUNCT).lower() in _SMALL) + 0.5 * sum(
+        n - 1 for w, n in bare_title.items() if w not in _SMALL)
+    sentence, named = words[k + 1:end + 1], set()
+    for j, w in enumerate(sentence):
+        if _ACRONYM.fullmatch(w):
+            for q in range(j - 1, max(-1, j - 7), -1):
+                if _case(sentence[q])[0] == "low" and sentence[q].strip(_PUNCT).lower() not in _SMALL:
+                    break
+                named.add(q)
+    for j, w in enumerate(sentence):
+        if j not in named and _case(w)[0] == "cap":
+            penalty += 3 if w.strip(_PUNCT).lower() in _STARTS else 0.75
     return penalty
 
 
 def split_title(body: str) -> tuple[str, str, dict[bytes, str]]:
-    """Guess where the title ends in "Title Abstract…" run together; also every other plausible split."""
+    """Guess where the title ends in "Title Abstract…" run together; also every other plausible seam."""
     words = body.split()
-    end = next((i for i, w in enumerate(words) if re.search(r"[\w)\]]{2}\.$", w) and w.lower() not in _ABBREV),
-               len(words) - 1)
-    cands = [k for k in range(1, min(end + 1, 40))
-             if words[k].strip(_PUNCT)[:1].isupper() or words[k][:1].isdigit()
-             if not words[k - 1].endswith((":", "-"))]
-    if not cands:
+    end = next((i for i, w in enumerate(words) if re.search(r"[\w)\]]{2}\.$", w)
+                and w.lower() not in {"al.", "etc.", "vs.", "fig.", "eq."}), len(words) - 1)
+    seams = [k for k in range(1, min(end + 1, 40))
+             if words[k][:1].isupper() or words[k][:1].isdigit() if not words[k - 1].endswith((":", "-"))]
+    if not seams:
         return "", clean(body), {}
-    best = min(cands, key=lambda k: (_split_penalty(words, k, end), k))
-    splits = {_digest(" ".join(words[k:])): " ".join(words[:k]) for k in cands}
-    return " ".join(words[:best]), " ".join(words[best:]), splits
+    best = min(seams, key=lambda k: (_seam_penalty(words, k, end), -k))
+    return " ".join(words[:best]), " ".join(words[best:]), {
+        _digest(" ".join(words[k:])): " ".join(words[:k]) for k in seams}
 
 
 # --- text pages ------------------------------------------------------------------------------------
@@ -155,160 +159,110 @@ def _title_like(text: str) -> bool:
 
 
 def _parse_page(src: str, text: str) -> list[_Rec | Rejected]:
-    lines = [ln.strip() for ln in text.split("\n")]   # split("\n"): numbers match what an editor shows
-    body = [s for s in lines if s and s.casefold() not in _CHROME]
-    if any(_SEPARATOR.fullmatch(s) for s in body):
-        return _parse_translated(src, lines)
-    if body and 2 * sum(bool(_ONE_LINE.fullmatch(s)) for s in body) >= len(body):
-        return _parse_one_line(src, lines)
-    return _parse_blocks(src, lines)
-
-
-def _parse_translated(src: str, lines: list[str]) -> list[_Rec | Rejected]:
+    # split("\n"), not splitlines(): line numbers in rejects must match what an editor shows
+    lines = [(n, clean(s)) for n, s in enumerate(text.split("\n"), 1) if s.strip()]
+    body = [(n, s) for n, s in lines if s.casefold() not in _CHROME]
+    chrome, lines = len(body) < len(lines), body
     out: list[_Rec | Rejected] = []
-    buf: list[tuple[int, str]] = []
-    for n, s in enumerate(lines, 1):
-        if _SEPARATOR.fullmatch(s):
-            if buf:
+    if any(_SEPARATOR.fullmatch(s) for _, s in lines):   # 003: each abstract followed by "translated by …"
+        buf: list[tuple[int, str]] = []
+        for n, s in lines:
+            if not _SEPARATOR.fullmatch(s):
+                buf.append((n, s))
+            elif buf:
                 out.append(_Rec("", clean(" ".join(t for _, t in buf)), src, f"line {buf[0][0]}"))
-            buf = []
-        elif s and s.casefold() not in _CHROME:
-            buf.append((n, s))
-    if buf:   # the page puts the separator after each abstract: text after the last one may be cut short
-        tail = clean(" ".join(t for _, t in buf))
-        if tail.endswith((".", "!", "?", "。", ")")):
-            out.append(_Rec("", tail, src, f"line {buf[0][0]}"))
-        else:
-            out.append(Rejected(src, f"line {buf[0][0]}", "abstract after the last 'translated by' line "
-                                                           "ends mid-sentence (truncated?)"))
+                buf = []
+        if buf:   # no separator after it: the page may have been cut off mid-abstract
+            out.append(Rejected(src, f"line {buf[0][0]}", "abstract without its 'translated by' line after it "
+                                                           "(truncated page?)"))
+    elif 2 * sum(bool(_ONE_LINE.fullmatch(s)) for _, s in lines) >= len(lines):   # 000: a paper a line
+        for n, s in lines:
+            if m := _ONE_LINE.fullmatch(s):
+                title, abstract, splits = split_title(m["body"])
+                out.append(_Rec(title, abstract, src, f"line {n}", int(m["authors"]), _iso(m), splits=splits))
+            else:
+                out.append(Rejected(src, f"line {n}", "not a '<votes> <title> <abstract> N authors · <date>' "
+                                                      "line (truncated?)"))
+    else:
+        out = _parse_blocks(src, lines, chrome)
     return out
 
 
-def _parse_one_line(src: str, lines: list[str]) -> list[_Rec | Rejected]:
-    out: list[_Rec | Rejected] = []
-    for n, s in enumerate(lines, 1):
-        if not s or s.casefold() in _CHROME:
-            continue
-        m = _ONE_LINE.fullmatch(s)
-        if m is None:
-            out.append(Rejected(src, f"line {n}", "not a '<votes> <title> <abstract> N authors · <date>' "
-                                                  "line (truncated?)"))
-            continue
-        title, abstract, splits = split_title(m["body"])
-        out.append(_Rec(title, abstract, src, f"line {n}", int(m["authors"]), _iso(m), splits=splits))
-    return out
-
-
-def _parse_blocks(src: str, lines: list[str]) -> list[_Rec | Rejected]:
-    """Daily Papers: title / abstract / [• N authors] / [·] / [date], under some page chrome."""
+def _parse_blocks(src: str, lines: list[tuple[int, str]], chrome: bool) -> list[_Rec | Rejected]:
+    """Daily Papers: title / abstract / [• N authors] / [·] / [date]; the page's own date on top."""
     out: list[_Rec | Rejected] = []
     texts: list[tuple[int, str]] = []
-    footer: dict[str, re.Match[str] | None] = {}
-    marked = False   # chrome or footers seen: without them paragraphs are only papers if they clearly pair
-    for n, s in enumerate(lines, 1):
-        if not s:
-            continue
-        if s.casefold() in _CHROME:
-            marked = True
-            continue
-        m_auth, m_date = _AUTHORS_LINE.fullmatch(s), _DATE_LINE.fullmatch(s)
-        kind = "authors" if m_auth else "dot" if s == "·" else "date" if m_date else None
-        if kind is None:
+    footer: dict[str, re.Match[str]] = {}
+    for n, s in lines:
+        m = _FOOTER.fullmatch(s)
+        if m is None:
             if footer:
                 out += _blocks(src, texts, footer)
                 texts, footer = [], {}
             texts.append((n, s))
             continue
-        marked = True
+        kind = "authors" if m["authors"] else "dot" if m["dot"] else "date"
         if not texts and not out and kind == "date":
             continue   # the page's own date ("Oct 28") under the chrome
-        if not texts or any(_FOOTER_ORDER[k] >= _FOOTER_ORDER[kind] for k in footer):
-            out.append(Rejected(src, f"line {n}", f"{kind} line without a title/abstract above it"))
-            continue
-        footer[kind] = m_auth or m_date
-    if not marked and not (len(texts) % 2 == 0 and all(
+        if not texts or any(_ORDER.index(k) >= _ORDER.index(kind) for k in footer):
+            out.append(Rejected(src, f"line {n}", f"{kind} line without a title and abstract above it"))
+        else:
+            footer[kind] = m
+    # Without footers, paragraphs of any prose (a README) would pair up: take them only if they clearly do.
+    if not chrome and not out and not footer and texts and not (len(texts) % 2 == 0 and all(
             _title_like(t) and not _title_like(a) for (_, t), (_, a) in zip(texts[::2], texts[1::2]))):
         return [Rejected(src, "file", "unrecognised text layout (expected a Daily Papers page, one paper a "
-                                      "line, or abstracts separated by 'translated by')")] if texts else []
+                                      "line, or abstracts separated by 'translated by')")]
     return out + _blocks(src, texts, footer)
 
 
-def _blocks(src: str, texts: list[tuple[int, str]], footer: dict[str, re.Match[str] | None]
-            ) -> list[_Rec | Rejected]:
+def _blocks(src: str, texts: list[tuple[int, str]], footer: dict[str, re.Match[str]]) -> list[_Rec | Rejected]:
     out: list[_Rec | Rejected] = []
     i = 0
     while i < len(texts):
-        n, t = texts[i]
-        # An even run is title/abstract pairs; an odd one lost a part, so let the text's shape decide.
-        pair = i + 1 < len(texts) and (len(texts) % 2 == 0 or (_title_like(t) and not _title_like(texts[i + 1][1])))
-        if pair:
-            out.append(_Rec(t, texts[i + 1][1], src, f"line {n}"))
-        elif _title_like(t):
-            out.append(Rejected(src, f"line {n}", "title without an abstract"))
+        (n, t), nxt = texts[i], texts[i + 1][1] if i + 1 < len(texts) else None
+        # An even run is title/abstract pairs; an odd one lost a part, so the text's shape decides.
+        if nxt is not None and (len(texts) % 2 == 0 or (_title_like(t) and not _title_like(nxt))):
+            out.append(_Rec(t, nxt, src, f"line {n}"))
+            i += 1
         else:
-            out.append(_Rec("", t, src, f"line {n}"))
-        i += 2 if pair else 1
-    last = out[-1] if out else None
-    if isinstance(last, _Rec):
-        last.authors = int(footer["authors"]["n"]) if footer.get("authors") else None
-        last.date = _iso(footer["date"]) if footer.get("date") else None
+            out.append(Rejected(src, f"line {n}", "title without an abstract") if _title_like(t)
+                       else _Rec("", t, src, f"line {n}"))
+        i += 1
+    if out and isinstance(out[-1], _Rec):
+        out[-1].authors = int(footer["authors"]["authors"]) if "authors" in footer else None
+        out[-1].date = _iso(footer["date"]) if "date" in footer else None
     return out
 
 
-# --- JSON / CSV records ----------------------------------------------------------------------------
+# --- JSON lines and CSV records --------------------------------------------------------------------
 def _pick(keys: Iterable[str], aliases: tuple[str, ...]) -> str | None:
     lower = {k.strip().lower(): k for k in keys}
     return next((lower[a] for a in aliases if a in lower), None)
 
 
-def _no_schema(keys: Iterable[str], what: str = "field") -> str:
-    return (f"no abstract {what} (saw {what.replace('y', 'ie')}s: {', '.join(map(str, keys)) or 'none'}); "
-            f"expected one of {'/'.join(_ABSTRACT_KEYS)}")
+def _no_schema(keys: Iterable[str], what: str = "field", saw: str = "keys") -> str:
+    return f"no abstract {what} (saw {saw}: {', '.join(keys) or 'none'}); expected one of {'/'.join(_ABSTRACT_KEYS)}"
 
 
-def _as_text(value: object) -> str | None:
-    if value is None:
-        return ""
+def _text(value: object) -> str | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = " ".join(value)   # some corpora (SciFact's own) store an abstract as a list of sentences
-    return clean(value) if isinstance(value, str) else None
+    return "" if value is None else clean(value) if isinstance(value, str) else None
 
 
-def _record(obj: object, src: str, where: str) -> _Rec | str | None:
-    """A paper, a reason this record is unusable, or None when it has no abstract field at all."""
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
+def _record(obj: dict[str, object], src: str, where: str) -> _Rec | Rejected:
     a_key, t_key, i_key = (_pick(obj, keys) for keys in (_ABSTRACT_KEYS, _TITLE_KEYS, _ID_KEYS))
     if a_key is None:
-        return None
-    abstract, title = _as_text(obj[a_key]), _as_text(obj[t_key]) if t_key else ""
+        return Rejected(src, where, _no_schema(obj))
+    abstract, title = _text(obj[a_key]), _text(obj[t_key]) if t_key else ""
     if abstract is None or title is None:
-        return f"field {a_key if abstract is None else t_key!r} is not text"
+        return Rejected(src, where, f"field {a_key if abstract is None else t_key!r} is not text")
     if not abstract:
-        return f"empty {a_key!r}"
-    own = obj[i_key] if i_key else None
-    own_id = own if isinstance(own, str) else str(own) if isinstance(own, int) and not isinstance(own, bool) else ""
+        return Rejected(src, where, f"empty {a_key!r}")
+    own = obj[i_key] if i_key else None   # BEIR qrels cite `_id` verbatim: keep it exactly
+    own_id = own if isinstance(own, str) else str(own) if type(own) is int else ""
     return _Rec(title, abstract, src, where, own_id=own_id or None)
-
-
-def _records(src: str, items: Iterable[tuple[str, object] | Rejected]) -> Iterator[_Rec | Rejected]:
-    matched = False
-    for item in items:
-        if isinstance(item, Rejected):
-            yield item
-            continue
-        where, obj = item
-        rec = _record(obj, src, where)
-        if isinstance(rec, _Rec):
-            matched = True
-            yield rec
-        elif rec is not None:
-            yield Rejected(src, where, rec)
-        elif matched:
-            yield Rejected(src, where, _no_schema(obj))   # type: ignore[arg-type]  # dict: _record checked
-        else:   # the file's schema is not one we know: say so once, not once a record
-            yield Rejected(src, "file", _no_schema(obj))   # type: ignore[arg-type]
-            return
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str] | Rejected]:
@@ -317,7 +271,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str] | Rejected]:
     with path.open("rb") as fh:
         for n, raw in enumerate(fh, 1):
             try:
-                yield n, raw.decode("utf-8").removeprefix("\ufeff" if n == 1 else "")
+                yield n, raw.decode("utf-8").removeprefix("\ufeff")
             except UnicodeDecodeError as e:
                 yield Rejected(str(path), f"line {n}", _not_utf8(raw, e.start, offset))
             offset += len(raw)
@@ -327,26 +281,37 @@ def _not_utf8(data: bytes, start: int, base: int = 0) -> str:
     return f"not UTF-8 text (byte 0x{data[start]:02x} at offset {base + start})"
 
 
-def _json_lines(path: Path) -> Iterator[tuple[str, object] | Rejected]:
-    seen = False
+def _json_lines(path: Path) -> Iterator[_Rec | Rejected]:
+    src, matched, seen = str(path), False, False
     for item in _lines(path):
         if isinstance(item, Rejected) or not item[1].strip():
             yield from [item] if isinstance(item, Rejected) else []
             continue
-        seen, (n, text) = True, item
+        (n, line), seen = item, True
         try:
-            yield f"line {n}", json.loads(text)
+            obj = json.loads(line)
         except json.JSONDecodeError as e:
-            cut = "" if text.endswith("\n") else " (the file ends mid-record)"
-            yield Rejected(str(path), f"line {n}", f"invalid JSON: {e.msg}{cut}")
+            cut = "" if line.endswith("\n") else " (the file ends mid-record)"
+            yield Rejected(src, f"line {n}", f"invalid JSON: {e.msg}{cut}")
+            continue
+        if not isinstance(obj, dict):
+            yield Rejected(src, f"line {n}", f"expected a JSON object, got {type(obj).__name__}")
+        elif _pick(obj, _ABSTRACT_KEYS) or matched:
+            matched = True
+            yield _record(obj, src, f"line {n}")
+        else:   # the first record already shows a schema we do not know: say so once, not once a line
+            yield Rejected(src, "file", _no_schema(obj))
+            return
     if not seen:
-        yield Rejected(str(path), "file", "empty file")
+        yield Rejected(src, "file", "empty file")
 
 
 def _csv_rows(path: Path, delimiter: str) -> Iterator[_Rec | Rejected]:
-    src, bad, at = str(path), [], [0]
+    src, at, rows = str(path), [0], 0
+    bad: list[Rejected] = []
+    header: list[str] = []
 
-    def text() -> Iterator[str]:
+    def decoded() -> Iterator[str]:
         for item in _lines(path):
             if isinstance(item, Rejected):
                 bad.append(item)
@@ -354,7 +319,7 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[_Rec | Rejected]:
                 at[0] = item[0]
                 yield item[1]
 
-    reader, header, rows = csv.reader(text(), delimiter=delimiter), None, 0
+    reader = csv.reader(decoded(), delimiter=delimiter)
     while True:
         try:
             row = next(reader, None)
@@ -367,46 +332,48 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[_Rec | Rejected]:
             break
         if not any(c.strip() for c in row):
             continue
-        if header is None:
+        if not header:
             header = row
             if _pick(header, _ABSTRACT_KEYS) is None:
-                yield Rejected(src, "file", _no_schema(header, "column"))
+                yield Rejected(src, "file", _no_schema(header, "column", "columns"))
                 return
         elif len(row) != len(header):
             yield Rejected(src, f"line {at[0]}", f"expected {len(header)} fields, found {len(row)}")
         else:
             rows += 1
-            yield from _records(src, [(f"line {at[0]}", dict(zip(header, row)))])
+            yield _record(dict(zip(header, row)), src, f"line {at[0]}")
     if not rows:
-        yield Rejected(src, "file", "empty file" if header is None else "no records after the header")
+        yield Rejected(src, "file", "no records after the header" if header else "empty file")
 
 
 # --- files -----------------------------------------------------------------------------------------
 def _parse_file(path: Path, max_bytes: int) -> Iterator[_Rec | Rejected]:
-    src = str(path)
+    src, kind = str(path), _KINDS.get(path.suffix.lower())
     if not path.is_file():
         yield Rejected(src, "file", "broken link" if path.is_symlink() else "not a regular file")
         return
     size = path.stat().st_size
     with path.open("rb") as fh:
-        head = fh.read(_SNIFF)
-    kind = _KINDS.get(path.suffix.lower())
+        head = fh.read(8192)
     if kind == "page" and not path.suffix and head.lstrip()[:1] == b"{":
-        kind = "jsonl"
-    reason = ("empty file" if not head.strip() and size < _SNIFF else "binary file" if b"\0" in head
-              else f"unsupported file type {path.suffix!r} (expected {', '.join(k for k in _KINDS if k)})"
-              if kind is None else "BEIR queries, not abstracts: load corpus.jsonl"
-              if path.name == "queries.jsonl" and path.with_name("corpus.jsonl").exists()
-              else f"file too large ({size / 2**20:.1f} MB > limit {max_bytes / 2**20:.1f} MB)"
-              if kind == "page" and size > max_bytes else None)
+        kind = "json"   # an extensionless export of JSON lines
+    reason = None
+    if not head.strip() and size <= len(head):
+        reason = "empty file"
+    elif b"\0" in head:
+        reason = "binary file"
+    elif kind is None:
+        reason = f"unsupported file type {path.suffix!r} (expected .jsonl, .json, .csv, .tsv, .txt or .md)"
+    elif path.name == "queries.jsonl" and path.with_name("corpus.jsonl").exists():
+        reason = "BEIR queries, not abstracts (the corpus is corpus.jsonl)"
+    elif kind == "page" and size > max_bytes:
+        reason = f"file too large ({size / 2**20:.1f} MB > limit {max_bytes / 2**20:.1f} MB)"
     if reason:
         yield Rejected(src, "file", reason)
+    elif kind == "json":
+        yield from _json_lines(path)
     elif kind in ("csv", "tsv"):
         yield from _csv_rows(path, "\t" if kind == "tsv" else ",")
-    elif kind == "json" and size <= max_bytes and head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"[":
-        yield from _json_array(path)
-    elif kind in ("json", "jsonl"):
-        yield from _records(src, _json_lines(path))
     else:
         data = path.read_bytes()
         try:
@@ -415,18 +382,6 @@ def _parse_file(path: Path, max_bytes: int) -> Iterator[_Rec | Rejected]:
             yield Rejected(src, "file", _not_utf8(data, e.start))
             return
         yield from _parse_page(src, text) if text.strip() else [Rejected(src, "file", "empty file")]
-
-
-def _json_array(path: Path) -> Iterator[_Rec | Rejected]:
-    src, data = str(path), path.read_bytes()
-    try:
-        doc = json.loads(data.decode("utf-8").removeprefix("\ufeff"))
-    except UnicodeDecodeError as e:
-        yield Rejected(src, "file", _not_utf8(data, e.start))
-    except json.JSONDecodeError as e:   # one document: nothing after the first error can be trusted
-        yield Rejected(src, f"line {e.lineno}", f"invalid JSON: {e.msg} (column {e.colno})")
-    else:
-        yield from _records(src, ((f"record {i}", obj) for i, obj in enumerate(doc, 1)))
 
 
 def _walk(roots: list[Path]) -> Iterator[Path]:
@@ -439,16 +394,16 @@ def _walk(roots: list[Path]) -> Iterator[Path]:
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 files += [Path(top, n) for n in sorted(names) if not n.startswith(".")]
         for f in files:
-            if f.resolve() not in seen:   # a file named twice (or inside a named folder) is one source
+            if f.resolve() not in seen:   # a file named twice, or also inside a named folder, is read once
                 seen.add(f.resolve())
                 yield f
 
 
 # --- duplicates ------------------------------------------------------------------------------------
 def _keys(rec: _Rec) -> list[bytes]:
-    # Abstract alone, and title+abstract: the 000 layout may put the title/abstract seam in the wrong place.
-    keys = [_digest(rec.abstract), _digest(f"{rec.title} {rec.abstract}"), *(rec.splits or {})]
-    return list(dict.fromkeys(keys))
+    # Title+abstract as well as the abstract: the 000 layout may put its title/abstract seam elsewhere.
+    return list(dict.fromkeys([_digest(rec.abstract), _digest(f"{rec.title} {rec.abstract}"),
+                               *(rec.splits or {})]))
 
 
 def _merge(old: _Rec, new: _Rec) -> None:
@@ -461,8 +416,7 @@ def _merge(old: _Rec, new: _Rec) -> None:
         old.title = old.title or new.title
         old.abstract = max(old.abstract, new.abstract, key=len)
     old.authors = old.authors if old.authors is not None else new.authors
-    old.date = old.date or new.date
-    old.own_id = old.own_id or new.own_id
+    old.date, old.own_id = old.date or new.date, old.own_id or new.own_id
 
 
 class _Papers:
@@ -476,12 +430,11 @@ class _Papers:
         keys = _keys(rec)
         hit = self.by_id.get(rec.own_id) if rec.own_id else None
         if hit is not None and not set(keys) & set(_keys(self.recs[hit])):
-            other = self.recs[hit]
-            return Rejected(rec.source, rec.where, f"id {rec.own_id!r} already names a different paper "
-                                                   f"({other.source}, {other.where})")
+            return Rejected(rec.source, rec.where, f"id {rec.own_id!r} already names another paper "
+                                                   f"({self.recs[hit].source}, {self.recs[hit].where})")
         if hit is None:
             hit = min((self.by_key[k] for k in keys if k in self.by_key), default=None)
-            # Different ids of their own are different documents to their source (BEIR qrels cite each).
+            # Records with ids of their own are distinct documents to their source (BEIR qrels cite each).
             if hit is not None and rec.own_id and self.recs[hit].own_id:
                 hit = None
         if hit is None:
@@ -516,7 +469,7 @@ def load(paths: list[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> LoadResult:
                 yielded |= isinstance(item, _Rec)
                 if rejected:
                     result.rejected.append(rejected)
-        except OSError as e:   # unreadable or vanished mid-walk: a problem with this file, not the load
+        except OSError as e:   # unreadable, or gone mid-walk: a problem with this file, not with the load
             result.rejected.append(Rejected(str(path), "file", f"cannot read: {e.strerror or e}"))
         if yielded:
             result.files.append(str(path))

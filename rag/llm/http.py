@@ -7,7 +7,8 @@ that names the backend and its URL. A subclass supplies the path, the body, a li
 hints its errors give.
 
 Retries happen only where repeating the request cannot duplicate or garble output: a connection
-that never opened, HTTP 429 and 5xx, and always before the first token has been handed on.
+that never opened (or a pooled one the server closed before answering), HTTP 429 and 5xx, and
+always before the first token has been handed on.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -33,6 +34,8 @@ log = logging.getLogger("rag.llm")
 # Connecting is either quick or broken; only reading waits on the model, so it alone gets llm_timeout.
 CONNECT_TIMEOUT = 5.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Raised by send() only before any response byte, i.e. before the server could have answered.
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 _KEY_LIKE = re.compile(r"\b(sk-|Bearer\s+)[^\s\"',]+")  # server echoes of a (masked) key
 
 
@@ -155,19 +158,18 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 class StreamingBackend:
     """The request/stream loop both backends share. Subclasses set the ClassVars and three hooks."""
 
-    name: ClassVar[str]
+    name: str                         # plain attribute, as ChatBackend declares it
     chat_path: ClassVar[str]          # relative to the base URL
     auth_hint: ClassVar[str]          # what to check after 401/403
     url_hint: ClassVar[str]           # what to check when the URL looks wrong
 
     def __init__(self, url: str, model: str, client: httpx.Client, *, timeout: float,
-                 retry: RetryPolicy | None = None, secret: str | None = None) -> None:
+                 retry: RetryPolicy | None = None) -> None:
         self.url = display_url(url)
         self.model = model
         self._client = client
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
-        self._secret = secret  # kept only to scrub it from server messages
 
     def __repr__(self) -> str:  # never shows headers or the key
         return f"{type(self).__name__}(url={self.url!r}, model={self.model!r})"
@@ -195,7 +197,7 @@ class StreamingBackend:
         return f"HTTP {status}"
 
     # -- the shared loop ---------------------------------------------------------------------
-    def stream(self, messages: list[Message]) -> Iterator[str]:
+    def stream(self, messages: list[Message]) -> Generator[str, None, None]:  # closable: ends the request
         sent = 0  # characters handed on; after the first, nothing is retried
         with self._request("POST", self.chat_path, self._payload(messages)) as response:
             if "text/html" in response.headers.get("content-type", ""):
@@ -207,7 +209,7 @@ class StreamingBackend:
                     if piece:
                         sent += len(piece)
                         yield piece
-                    if decoder.done:
+                    if decoder.done:  # stop here rather than wait on a server slow to close the body
                         break
                 else:
                     piece = decoder.flush()
@@ -249,7 +251,7 @@ class StreamingBackend:
             after = f" (after {attempt} tries)" if attempt > 1 else ""
             try:
                 response = self._client.send(self._client.build_request(method, path, json=body), stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout, *_DROPPED) as exc:
                 detail, wait = self._connect_failure(exc, attempt)
                 if wait is None or attempt >= tries:
                     raise self._fail(detail + after) from exc
@@ -270,8 +272,9 @@ class StreamingBackend:
                 wait = self._retry.wait_for(attempt, response) if response.status_code in RETRY_STATUSES else None
                 if wait is None or attempt >= tries:
                     raise self._status_error(response, path, after)
-            log.warning("%s backend at %s: try %d of %d failed; retrying in %.1f s",
-                        self.name, self.url, attempt, tries, wait)
+            # A stale keep-alive connection is routine (wait 0); anything else is worth a warning.
+            log.log(logging.INFO if wait == 0 else logging.WARNING, "%s backend at %s: try %d of %d failed; "
+                    "retrying in %.1f s", self.name, self.url, attempt, tries, wait)
             self._retry.sleep(wait)
         try:
             yield response
@@ -280,16 +283,19 @@ class StreamingBackend:
 
     # -- messages ----------------------------------------------------------------------------
     def _fail(self, detail: str) -> LLMError:
-        return LLMError(self._redact(f"{self.name} backend at {self.url}: {detail}"))
+        message = f"{self.name} backend at {self.url}: {detail}"
+        # The key lives only in the client's headers, whose repr httpx already masks as [secure].
+        secret = self._client.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return LLMError(message.replace(secret, "***") if len(secret) >= 8 else message)
 
     def _connect_failure(self, exc: httpx.HTTPError, attempt: int) -> tuple[str, float | None]:
         """(what went wrong, seconds to wait before trying again or None if that cannot help)."""
         if _caused_by(exc, socket.gaierror):  # a wrong host name stays wrong
             return f"cannot resolve the host name ({exc}); {self.url_hint}", None
-        if isinstance(exc, httpx.RemoteProtocolError):
-            # Closed before a single byte of answer: almost always a pooled keep-alive connection the
-            # server had just dropped (llama.cpp's server closes it after each stream), so retry at once.
-            return f"the server closed the connection without answering ({exc})", 0.0
+        if isinstance(exc, _DROPPED):
+            # Dropped before a single byte of answer: almost always a pooled keep-alive connection the
+            # server had just closed (llama.cpp's server closes it after each stream), so retry at once.
+            return f"the connection dropped before the server answered ({exc})", 0.0
         if isinstance(exc, httpx.ConnectTimeout):
             detail = f"no connection within {min(CONNECT_TIMEOUT, self._timeout):g} s; is the server up?"
         else:
@@ -315,9 +321,5 @@ class StreamingBackend:
             text = response.text
         except httpx.StreamError:  # the body could not be read; the status must do
             return ""
-        return " ".join(text.split())[:300]
-
-    def _redact(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return _KEY_LIKE.sub(r"\1***", text)
+        # OpenAI's 401 echoes a masked key ("sk-abc*****xyz"): show none of it.
+        return _KEY_LIKE.sub(r"\1***", " ".join(text.split()))[:300]

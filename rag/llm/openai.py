@@ -51,7 +51,7 @@ class SSEDecoder:
         value = value.removeprefix(" ")
         if field == "data":
             self._data.append(value)
-        elif field == "error":            # llama.cpp's server reports faults as a bare `error: {json}` line
+        elif field == "error":            # some llama.cpp server versions send a bare `error: {json}` line
             raise StreamFault(f"server error in stream: {error_text(parse_json_line(value, 'SSE'))}")
         return None                       # event:, id:, retry: carry nothing we need
 
@@ -69,7 +69,7 @@ class SSEDecoder:
             self.done = True
             return None
         event = parse_json_line(data, "SSE data")
-        if event.get("error"):
+        if event.get("error") or event.get("object") == "error":  # OpenAI's shape; vLLM's flat one
             raise StreamFault(f"server error in stream: {error_text(event)}")
         choices = event.get("choices")
         if not choices:                   # usage-only chunk (stream_options.include_usage) or similar
@@ -103,8 +103,7 @@ class OpenAIBackend(StreamingBackend):
         secret = settings.openai_api_key.get_secret_value().strip() if settings.openai_api_key else ""
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         client = make_client(base, settings.llm_timeout, transport, headers)
-        backend = cls(base, settings.llm_model or "", client, timeout=settings.llm_timeout, retry=retry,
-                      secret=secret or None)
+        backend = cls(base, settings.llm_model or "", client, timeout=settings.llm_timeout, retry=retry)
         if not settings.llm_model:
             backend.model = backend._served_model()
         return backend

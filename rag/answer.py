@@ -150,7 +150,7 @@ class Asker:
             yield Token(self.refusal)
         else:
             text = yield from self._generate(question, sources, result)
-            checked = check(text, [s.abstract for s in sources])
+            checked = check(text, [f"{s.title}. {s.abstract}" for s in sources])
             self._record(result, text, checked)
         result.timings_ms["total"] = (time.perf_counter() - started) * 1000
         result.timings_ms["overhead"] = result.timings_ms["total"] - result.timings_ms.get("llm", 0.0)

@@ -280,6 +280,8 @@ def eval_(
     answers: Annotated[bool, typer.Option(help="Also evaluate answers (not only retrieval).")] = True,
     report: Annotated[Path | None, typer.Option(help="Write a Markdown report with plots here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    collection: Annotated[str, typer.Option(help="Collection the seeds are ingested into for the eval.")]
+    = "eval-seeds",
     data_dir: DataDir = None, embed_model: EmbedModel = None, chroma_url: ChromaUrl = None,
     debug: Debug = False,
 ) -> None:
@@ -287,7 +289,7 @@ def eval_(
     from rag import evaluate
 
     settings = _settings(llm=llm, llm_model=model, data_dir=data_dir, embed_model=embed_model,
-                         chroma_url=chroma_url)
+                         chroma_url=chroma_url, collection=collection)
     with _ingest_progress(as_json) as progress:
         if beir is not None:
             results = {"beir": evaluate.run_beir(beir, settings, progress=progress)}

@@ -208,12 +208,11 @@ def check_thresholds(results: dict, thresholds: dict) -> list[str]:
 
 def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True,
                   progress: Callable | None = None) -> dict:
-    """Ingest seeds/ into its own collection (idempotent), then score retrieval in every mode
-    and, unless told not to, answers with the configured backend."""
+    """Ingest seeds/ into the settings' collection (idempotent; the CLI uses its own 'eval-seeds'),
+    then score retrieval in every mode and, unless told not to, answers with the configured backend."""
     from rag.ingest import ingest
     from rag.store import Index
 
-    settings = settings.model_copy(update={"collection": "eval-seeds"})
     ingest([EVALS_DIR.parent / "seeds"], settings, progress=progress)
     questions = load_questions(questions_path)
     index = Index(settings)

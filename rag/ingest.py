@@ -108,7 +108,7 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
                 from rag.embedding import DocEncoder
 
                 (encoder or DocEncoder(model, settings.device)).export_onnx(onnx_dir)
-            if todo or not (index.bm25.directory / "ids.json").is_file():
+            if todo or index.bm25.needs_build():
                 index.bm25.build(list(index.catalog.all_papers()))
             index.catalog.record_files(_papers_per_file(loaded.papers, loaded.files))
             counts = index.catalog.counts()

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     ollama_host: str = Field("http://127.0.0.1:11434", validation_alias="OLLAMA_HOST",
                              description="Ollama server (OLLAMA_HOST).")
     llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait on the LLM backend.")
-    refuse_below: float = Field(0.3, ge=-1, le=1, description=(
+    refuse_below: float = Field(0.40, ge=-1, le=1, description=(
         "Refuse without calling the LLM when the best chunk's cosine similarity to the question is "
         "below this; calibrated on the eval set."))
     max_sentences: int = Field(4, ge=1, le=20, description="Longest answer, in sentences.")

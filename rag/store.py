@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -160,10 +161,24 @@ class Catalog:
         return [{"path": p, "papers": n} for p, n in self.db.execute("select path, papers from files order by path")]
 
 
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+
+
+def _split_cjk(text: str) -> str:
+    """Chinese/Japanese/Korean have no spaces: a run such as '本文介绍了GACT' would be one token
+    and 'gact' never a term of its own. Runs become overlapping character bigrams, set apart."""
+    def bigrams(match: re.Match) -> str:
+        run = match.group(0)
+        return " " + " ".join(run[i:i + 2] for i in range(max(1, len(run) - 1))) + " "
+
+    return _CJK_RUN.sub(bigrams, text)
+
+
 class BM25Index:
     """bm25s over each paper's title + abstract, English stopwords, Snowball stemming."""
 
     K1, B = 1.5, 0.75
+    VERSION = "2"  # bump when tokenization changes: ingest then rebuilds the index from the catalog
 
     def __init__(self, directory: Path):
         self.directory = directory
@@ -184,12 +199,13 @@ class BM25Index:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         if rows:
-            tokens = bm25s.tokenize([f"{title}\n{abstract}" for _, title, abstract in rows],
+            tokens = bm25s.tokenize([_split_cjk(f"{title}\n{abstract}") for _, title, abstract in rows],
                                     stopwords="en", stemmer=self._stemmer(), show_progress=False)
             retriever = bm25s.BM25(k1=self.K1, b=self.B)
             retriever.index(tokens, show_progress=False)
             retriever.save(str(tmp), show_progress=False)
         (tmp / "ids.json").write_text(json.dumps(ids))
+        (tmp / "version").write_text(self.VERSION)
         old = self.directory.with_name(self.directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if self.directory.exists():
@@ -197,6 +213,10 @@ class BM25Index:
         os.replace(tmp, self.directory)
         shutil.rmtree(old, ignore_errors=True)
         self._retriever = None
+
+    def needs_build(self) -> bool:
+        version = self.directory / "version"
+        return not version.is_file() or version.read_text() != self.VERSION
 
     def _load(self) -> bool:
         if self._retriever is None:
@@ -217,7 +237,7 @@ class BM25Index:
         import bm25s
         import numpy as np
 
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer(), return_ids=False,
+        tokens = bm25s.tokenize([_split_cjk(query)], stopwords="en", stemmer=self._stemmer(), return_ids=False,
                                 show_progress=False)[0]
         token_ids = self._retriever.get_tokens_ids(tokens)
         if not token_ids:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.sources import Paper, Rejected, content_id, load, split_title
+from rag.sources import LoadResult, Paper, Rejected, content_id, load, split_title
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 S000, S001, S002, S003, S004 = (next(SEEDS.glob(f"{n:03d}_*.txt")) for n in range(5))
@@ -258,7 +258,7 @@ def test_unknown_jsonl_schema_is_rejected_once_with_its_keys(tmp_path: Path) -> 
     path = write(tmp_path / "x.jsonl", "".join(json.dumps({"foo": i, "bar": "b"}) + "\n" for i in range(50)))
     result = load([path])
     assert result.papers == []
-    assert result.rejected == [Rejected(str(path), "file", "no abstract field (saw keys: foo, bar); "
+    assert result.rejected == [Rejected(str(path), "file", "no abstract field (saw fields: foo, bar); "
                                                            "expected one of abstract/text/summary/body")]
 
 
@@ -270,7 +270,7 @@ def test_malformed_and_truncated_json_lines(tmp_path: Path) -> None:
     assert [p.title for p in result.papers] == ["T0", "T1", "T2"]
     assert [(r.location, r.reason.split(":")[0]) for r in result.rejected] == [
         ("line 2", "invalid JSON"), ("line 5", "expected a JSON object, got list"),
-        ("line 6", "no abstract field (saw keys"), ("line 8", "invalid JSON")]
+        ("line 6", "no abstract field (saw fields"), ("line 8", "invalid JSON")]
     assert result.rejected[-1].reason.endswith("(the file ends mid-record)")
 
 
@@ -345,9 +345,16 @@ def test_oversize_page_is_rejected(tmp_path: Path) -> None:
 
 
 def test_empty_folder_and_missing_path(tmp_path: Path) -> None:
-    assert load([tmp_path]) == load([]) == type(load([]))()
+    assert load([tmp_path]) == load([]) == LoadResult()
     with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
         load([tmp_path, tmp_path / "nowhere.jsonl"])
+
+
+def test_plain_title_abstract_pairs_without_page_chrome(tmp_path: Path) -> None:
+    page = "A Short Title\n\nFirst sentence here. Second sentence.\n\nAnother Title\n\nMore text. And more.\n"
+    result = load([write(tmp_path / "mine.md", page)])
+    assert [(p.title, p.abstract) for p in result.papers] == [
+        ("A Short Title", "First sentence here. Second sentence."), ("Another Title", "More text. And more.")]
 
 
 def test_extensionless_json_lines_are_sniffed(tmp_path: Path) -> None:

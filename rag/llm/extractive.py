@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from rag.text import has_number, sentences, terms
 
 _ASKS_NUMBER = re.compile(
-    r"\b(how (many|much|large|big|fast|long|often|far|small)|what (percentage|fraction|proportion|number|"
-    r"accuracy|speed-?up|rate|score|size)|by how|how do(es)? .* compare|percent|%|speed-?up|ratio)\b", re.I)
+    r"\b(how (many|much|large|big|fast|long|often|far|small|high|low)|(what|which) (\S+ ){0,3}"
+    r"(percentage|fraction|proportion|number|accuracy|speed-?up|rate|score|size|factor|gain|improvement|"
+    r"reduction|fps|ratio|error|latency|throughput|margin|count)|by how|up to what|percent|%|speed-?up|ratio)\b",
+    re.I)
 MIN_SCORE = 0.2
 
 
@@ -66,11 +68,23 @@ def answer(question: str, abstracts: list[tuple[int, str, str]], max_sentences: 
         if sum(c.n == cand.n for c in chosen) < per_source:
             chosen.append(cand)
     if not chosen:
-        return ""
-    # Keep each paper's sentences together and in the abstract's order: reads as a summary.
+        # Retrieval already judged the top paper relevant (or we would have refused): a paraphrased
+        # question may share no words with it, so give that paper's best sentence.
+        top = abstracts[0][0]
+        chosen = [next(c for c in scored if c.n == top)]
+    # Keep each paper's sentences together and in the abstract's order: reads as a summary. Each
+    # paper is introduced by its title, which usually carries the method's name.
+    titles = {n: title for n, title, _ in abstracts}
     order = {n: i for i, n in enumerate(dict.fromkeys(c.n for c in chosen))}
     chosen.sort(key=lambda c: (order[c.n], c.position))
-    return " ".join(_cite(c.text, c.n) for c in chosen)
+    parts, seen = [], set()
+    for c in chosen:
+        text = _cite(c.text, c.n)
+        if c.n not in seen and titles[c.n]:
+            text = f"“{titles[c.n].rstrip('.')}” [{c.n}]: {text}"
+        seen.add(c.n)
+        parts.append(text)
+    return " ".join(parts)
 
 
 def _cite(sentence: str, n: int) -> str:

@@ -110,6 +110,7 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
                 (encoder or DocEncoder(model, settings.device)).export_onnx(onnx_dir)
             if todo or index.bm25.needs_build():
                 index.bm25.build(list(index.catalog.all_papers()))
+                index.catalog.bump_generation()
             index.catalog.record_files(_papers_per_file(loaded.papers, loaded.files))
             counts = index.catalog.counts()
             report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]

@@ -5,6 +5,7 @@ chunk's cosine similarity, and the ranked list holds each paper once.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -60,7 +61,19 @@ class Retriever:
         with locked(settings.data_dir, exclusive=False):
             self.index = Index.open_for_query(settings)
             self.manifest = self.index.catalog.manifest()
+            self._generation = self.index.catalog.generation()
         self._encoder = None
+        # The UI's worker threads share one Retriever: SQLite, Chroma and bm25s are not
+        # promised to be safe across threads, and a search takes ~10 ms, so serialise.
+        self._mutex = threading.Lock()
+
+    def _refresh_if_changed(self) -> None:
+        """Another process ingested since we opened: reopen Chroma and BM25 (held under the lock)."""
+        generation = self.index.catalog.generation()
+        if generation != self._generation:
+            self.index.vectors.forget()
+            self.index.bm25.forget()
+            self._generation = generation
 
     def close(self) -> None:
         self.index.close()
@@ -96,7 +109,8 @@ class Retriever:
         best_chunk: dict[str, str] = {}
         bm25: dict[str, float] = {}
         bm25_ids: list[str] = []
-        with locked(self.settings.data_dir, exclusive=False):
+        with self._mutex, locked(self.settings.data_dir, exclusive=False):
+            self._refresh_if_changed()
             if mode in ("dense", "hybrid"):
                 dense_ids, dense, best_chunk = self._dense(query, depth)
             if mode in ("bm25", "hybrid"):

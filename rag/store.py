@@ -104,7 +104,8 @@ class Catalog:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(path)
+            # Threads of one process (the UI's workers) share it; Retriever serialises the use.
+            self.db = sqlite3.connect(path, check_same_thread=False)
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:
             raise RagError(f"index catalog {path} is unreadable ({e}); move it away and re-ingest") from None
@@ -118,6 +119,16 @@ class Catalog:
 
     def set_manifest(self, manifest: Manifest) -> None:
         self.db.execute("insert or replace into meta values ('manifest', ?)", (json.dumps(manifest.__dict__),))
+        self.db.commit()
+
+    def generation(self) -> int:
+        """Bumped by every ingest that changed something: a long-lived reader (the UI) compares
+        it to notice an ingest from another process and reopen what it cached."""
+        row = self.db.execute("select value from meta where key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def bump_generation(self) -> None:
+        self.db.execute("insert or replace into meta values ('generation', ?)", (str(self.generation() + 1),))
         self.db.commit()
 
     def hashes(self) -> dict[str, str]:
@@ -212,6 +223,9 @@ class BM25Index:
             os.replace(self.directory, old)
         os.replace(tmp, self.directory)
         shutil.rmtree(old, ignore_errors=True)
+        self.forget()
+
+    def forget(self) -> None:
         self._retriever = None
 
     def needs_build(self) -> bool:
@@ -274,6 +288,14 @@ class VectorStore:
             except ValueError as e:  # chromadb turns connection errors into ValueError
                 raise ConfigError(f"cannot reach the Chroma server at {url}: {e}") from None
         return chromadb.PersistentClient(path=str(self.settings.data_dir / "chroma"), settings=chroma_settings)
+
+    def forget(self) -> None:
+        """Drop cached handles so the next use sees what another process wrote."""
+        self._collection = None
+        if not self.settings.chroma_url:
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()
 
     def collection(self, create: bool):
         if self._collection is None:

@@ -132,3 +132,33 @@ def test_ingest_killed_halfway_is_completed_by_a_rerun(tmp_path):
     index = Index(settings)
     assert index.catalog.counts()["papers"] == n
     assert index.vectors.count() == index.catalog.counts()["chunks"], "no duplicate or orphan chunks"
+
+
+def test_open_retriever_sees_an_ingest_from_another_process(tmp_path):
+    from rag.retrieval import Retriever
+
+    data = tmp_path / "d"
+    settings = Settings(data_dir=data)
+    ingest([write_jsonl(tmp_path / "a.jsonl", synthetic_papers(2))], settings)
+    retriever = Retriever(settings)  # a running UI holds one of these for hours
+    query = "protein folding by denoising diffusion over residue frames"
+    assert "needle" not in [h.paper_id for h in retriever.search(query, k=5)]
+    needle = [{"id": "needle", "title": "Protein folding with diffusion models",
+               "abstract": "We predict protein structures by denoising diffusion over residue frames."}]
+    result = run_rag("ingest", str(write_jsonl(tmp_path / "b.jsonl", needle)), env={"RAG_DATA_DIR": str(data)})
+    assert result.returncode == 0, result.stderr
+    for mode in ("dense", "bm25", "hybrid"):
+        assert retriever.search(query, k=1, mode=mode)[0].paper_id == "needle", mode
+
+
+def test_search_during_an_ingest_waits_then_says_busy(tmp_path):
+    from rag.errors import IndexBusy
+    from rag.store import locked
+
+    data = tmp_path / "d"
+    settings = Settings(data_dir=data)
+    ingest([write_jsonl(tmp_path / "a.jsonl", synthetic_papers(2))], settings)
+    with locked(data, exclusive=True):  # what a running `rag ingest` holds
+        result = run_rag("search", "model", env={"RAG_DATA_DIR": str(data)}, timeout=60)
+    assert result.returncode == IndexBusy.exit_code
+    assert "ingest is writing" in result.stderr and "Traceback" not in result.stderr

@@ -126,6 +126,28 @@ def _print_hits(query: str, hits, as_json: bool, mode: str) -> None:
         out.print(f"    [dim]{snippet[:200]}{'…' if len(snippet) > 200 else ''}[/]", highlight=False)
 
 
+def _for_each_line(handle, as_json: bool, key: str) -> None:
+    """`handle` each non-blank stdin line (it returns 1 on failure); a bad query is reported on its
+    own line and the others still run; the exit code says whether any failed."""
+    from rag.errors import QueryError
+
+    failed = 0
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        try:
+            failed += handle(line)
+        except QueryError as e:
+            failed += 1
+            if as_json:
+                print(json.dumps({key: line[:200], "error": str(e)}))
+            else:
+                err.print(f"error: {e}")
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="The query, or '-' to read one query per line from stdin.")],
@@ -136,30 +158,19 @@ def search(
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
     """Rank papers for a query: dense + BM25 fused, each paper once."""
-    from rag.errors import QueryError
     from rag.retrieval import Retriever
 
     settings = _settings(top_k=k, mode=mode, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
     retriever = Retriever(settings)
+    def one(q: str) -> int:
+        _print_hits(q, retriever.search(q), as_json, settings.mode)
+        return 0
+
     if query != "-":
-        _print_hits(query, retriever.search(query), as_json, settings.mode)
+        one(query)
         return
-    failed = 0
-    for line in sys.stdin:
-        line = line.rstrip("\n")
-        if not line.strip():
-            continue
-        try:
-            _print_hits(line, retriever.search(line), as_json, settings.mode)
-        except QueryError as e:  # one bad line must not lose the answers to the others
-            failed += 1
-            if as_json:
-                print(json.dumps({"query": line[:200], "error": str(e)}))
-            else:
-                err.print(f"error: {e}")
-    if failed:
-        raise typer.Exit(1)
+    _for_each_line(one, as_json, "query")
 
 
 def _print_answer_tail(answer) -> None:
@@ -195,7 +206,6 @@ def ask(
 ) -> None:
     """Answer from the collection, every claim cited [n], or say the collection does not cover it."""
     from rag.answer import Asker, Done, Token
-    from rag.errors import QueryError
 
     settings = _settings(llm=llm, llm_model=model, top_k=k, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
@@ -217,20 +227,7 @@ def ask(
 
     if question != "-":
         raise typer.Exit(one(question))
-    failed = 0
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            failed += one(line.rstrip("\n"))
-        except QueryError as e:
-            failed += 1
-            if as_json:
-                print(json.dumps({"question": line[:200], "error": str(e)}))
-            else:
-                err.print(f"error: {e}")
-    if failed:
-        raise typer.Exit(1)
+    _for_each_line(one, as_json, "question")
 
 
 def _format_eval(results: dict) -> None:

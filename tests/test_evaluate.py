@@ -37,8 +37,9 @@ def beir_fixture(tmp_path):
     directory = tmp_path / "tinybeir"
     (directory / "qrels").mkdir(parents=True)
     docs = synthetic_papers(12, seed=3)
-    write_jsonl(directory / "corpus.jsonl", [{"_id": f"d{i}", "title": d["title"], "text": d["abstract"] + f" Code word kw{i}code."}
-                                             for i, d in enumerate(docs)])
+    write_jsonl(directory / "corpus.jsonl",
+                [{"_id": f"d{i}", "title": d["title"], "text": d["abstract"] + f" Code word kw{i}code."}
+                 for i, d in enumerate(docs)])
     write_jsonl(directory / "queries.jsonl",
                 [{"_id": f"q{i}", "text": f"{d['title']} kw{i}code", "metadata": {"leak": f"d{i}"}}
                  for i, d in enumerate(docs)] + [{"_id": "train-only", "text": "not in test", "metadata": {}}])

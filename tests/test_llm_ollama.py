@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from http_replay import CutStream, Replay
 
 from rag.errors import LLMError
 from rag.llm import Message, make_backend
@@ -19,28 +19,6 @@ HOST = "http://ollama.test:11434"
 MSGS = [Message("system", "Answer from the abstracts."), Message("user", "What is RAG?")]
 
 
-class Replay:
-    """MockTransport handler: answers queued responses (or raises queued exceptions) in order."""
-
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-class CutStream(httpx.SyncByteStream):
-    def __init__(self, head: bytes, error: Exception) -> None:
-        self.head, self.error = head, error
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.head
-        raise self.error
 
 
 def line(content: str = "", done: bool = False, **extra) -> dict:

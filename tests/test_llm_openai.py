@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from http_replay import CutStream, Replay
 
 from rag.errors import LLMError
 from rag.llm import Message, make_backend
@@ -25,32 +26,6 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 # -- helpers -------------------------------------------------------------------------------------
-class Replay:
-    """MockTransport handler: answers queued responses (or raises queued exceptions) in order."""
-
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-class CutStream(httpx.SyncByteStream):
-    """A body that delivers some bytes and then loses the connection."""
-
-    def __init__(self, head: bytes, error: Exception) -> None:
-        self.head, self.error = head, error
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.head
-        raise self.error
-
-
 def sse(*events: dict | str) -> bytes:
     return "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events).encode()
 

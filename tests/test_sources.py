@@ -46,6 +46,8 @@ def test_every_seed_block_is_a_paper_or_a_reject(path: Path, count: int) -> None
     assert len(result.papers) + len(result.rejected) == _blocks_in(path) == count
     assert result.rejected == []
     assert result.files == [str(path)]
+    dots = path.read_text(encoding="utf-8").split("\n").count("·")   # a footer line to each block that has one
+    assert sum(p.authors is not None for p in result.papers) == (dots if path in (S001, S004) else 7 * (path == S000))
 
 
 def test_seed_folder_merges_the_pages_duplicates() -> None:
@@ -323,6 +325,7 @@ def test_bad_files_are_rejected_with_a_reason(tmp_path: Path) -> None:
     write(tmp_path / "blob.txt", b"abc\x00def")
     write(tmp_path / "latin1.txt", "Title\n\ncaf\xe9".encode("latin-1"))
     write(tmp_path / "paper.pdf", b"%PDF-1.7")
+    write(tmp_path / "arr.json", '[{"title": "T", "abstract": "A."}]')
     write(tmp_path / "README.md", "# Notes\n\nSome prose here.\n\n- a list\n- more\n\nEnd.\n")
     write(tmp_path / ".hidden.jsonl", "garbage")
     write(tmp_path / ".git" / "x.jsonl", "garbage")
@@ -331,6 +334,7 @@ def test_bad_files_are_rejected_with_a_reason(tmp_path: Path) -> None:
     assert [(Path(r.source).name, r.location, r.reason) for r in result.rejected] == [
         ("README.md", "file", "unrecognised text layout (expected a Daily Papers page, one paper a line, "
                               "or abstracts separated by 'translated by')"),
+        ("arr.json", "file", "a JSON array: expected JSON lines, one object a line"),
         ("blank.txt", "file", "empty file"), ("blank2.jsonl", "file", "empty file"),
         ("blob.txt", "file", "binary file"), ("empty.jsonl", "file", "empty file"),
         ("latin1.txt", "file", "not UTF-8 text (byte 0xe9 at offset 10)"),

@@ -1,0 +1,150 @@
+"""Tune fusion and roll-up on SciFact's TRAIN claims (never the test split), offline.
+
+    RAG_DATA_DIR=... .venv/bin/python evals/tune_scifact.py ../shared/benchmarks/scifact [--split train|test]
+
+Needs the corpus already ingested (`rag eval --beir DIR` or `rag ingest DIR/corpus.jsonl
+--collection beir-scifact`). Each query's dense chunk ranking and BM25 scores are fetched once,
+then every variant is scored in memory. Train qrels come from the evidence ids in the train
+claims' `metadata` (505 claims carry them); metadata is used only as labels, never as input.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def train_qrels(directory: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
+    test_ids = {line.split("\t")[0] for line in (directory / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    queries, qrels = {}, {}
+    for line in (directory / "queries.jsonl").open():
+        record = json.loads(line)
+        if record["_id"] in test_ids or not record.get("metadata"):
+            continue
+        queries[record["_id"]] = record["text"]
+        qrels[record["_id"]] = set(record["metadata"])
+    return queries, qrels
+
+
+def ndcg10(ranked: list[str], gold: set[str]) -> float:
+    dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(ranked[:10]) if d in gold)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(gold), 10)))
+    return dcg / ideal
+
+
+def recall100(ranked: list[str], gold: set[str]) -> float:
+    return len(set(ranked[:100]) & gold) / len(gold)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--split", default="train", choices=["train", "test"])
+    args = parser.parse_args()
+
+    from rag.evaluate import load_beir_queries
+    from rag.retrieval import Retriever
+    from rag.settings import Settings
+    from rag.store import BM25Index
+
+    if args.split == "train":
+        queries, qrels = train_qrels(args.directory)
+    else:
+        queries, qrels = load_beir_queries(args.directory)
+    settings = Settings(collection="beir-scifact")
+    retriever = Retriever(settings)
+    index = retriever.index
+    rows = list(index.catalog.all_papers())
+    print(f"{len(queries)} {args.split} queries, {len(rows)} documents", file=sys.stderr)
+
+    # Dense: every query's top 400 chunks, with their cosine similarity.
+    dense: dict[str, list[tuple[str, float]]] = {}
+    for qid, text in queries.items():
+        vector = retriever.embed_query(text)
+        dense[qid] = [(pid, sim) for _, pid, sim in index.vectors.search(vector, 400)]
+
+    def dense_rank(qid: str, rollup: str) -> tuple[list[str], dict[str, float]]:
+        per: dict[str, list[float]] = defaultdict(list)
+        for pid, sim in dense[qid]:
+            per[pid].append(sim)
+        if rollup == "max":
+            score = {p: s[0] for p, s in per.items()}
+        else:  # max plus a little credit for further matching chunks
+            w = float(rollup.split(":")[1])
+            score = {p: s[0] + w * sum(s[1:]) for p, s in per.items()}
+        order = sorted(score, key=lambda p: -score[p])
+        return order, score
+
+    bm25_cache: dict[tuple, dict[str, tuple[list[str], dict[str, float]]]] = {}
+
+    def bm25_rank(k1: float, b: float) -> dict[str, tuple[list[str], dict[str, float]]]:
+        key = (k1, b)
+        if key not in bm25_cache:
+            tmp = BM25Index(Path("/tmp/tune-bm25") / f"{k1}-{b}")
+            BM25Index.K1, BM25Index.B = k1, b
+            tmp.build(rows)
+            out = {}
+            for qid, text in queries.items():
+                found = tmp.search(text, 1000)
+                out[qid] = ([p for p, _ in found], dict(found))
+            bm25_cache[key] = out
+        return bm25_cache[key]
+
+    def fuse(d_order, d_score, b_order, b_score, how: str, k: int, wd: float, wb: float) -> list[str]:
+        if how == "rrf":
+            fused: dict[str, float] = defaultdict(float)
+            for r, p in enumerate(d_order[:100], 1):
+                fused[p] += wd / (k + r)
+            for r, p in enumerate(b_order[:100], 1):
+                fused[p] += wb / (k + r)
+        else:  # convex combination of min-max normalised scores over the candidates
+            fused = defaultdict(float)
+            for order, score, w in ((d_order[:100], d_score, wd), (b_order[:100], b_score, wb)):
+                if not order:
+                    continue
+                vals = np.array([score[p] for p in order])
+                lo, hi = vals.min(), vals.max()
+                for p in order:
+                    fused[p] += w * ((score[p] - lo) / (hi - lo) if hi > lo else 1.0)
+        return sorted(fused, key=lambda p: -fused[p])
+
+    def evaluate(ranker) -> tuple[float, float]:
+        n, r = [], []
+        for qid in queries:
+            ranked = ranker(qid)
+            n.append(ndcg10(ranked, qrels[qid]))
+            r.append(recall100(ranked, qrels[qid]))
+        return float(np.mean(n)), float(np.mean(r))
+
+    results = []
+    for rollup in ("max", "sum:0.1", "sum:0.3"):
+        d = {q: dense_rank(q, rollup) for q in queries}
+        results.append((f"dense rollup={rollup}", *evaluate(lambda q: d[q][0])))
+    for k1, b in ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4), (1.2, 0.9)):
+        bm = bm25_rank(k1, b)
+        results.append((f"bm25 k1={k1} b={b}", *evaluate(lambda q: bm[q][0])))
+    for rollup, (k1, b), how, k, wd in itertools.product(
+            ("max", "sum:0.1"), ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4)), ("rrf", "linear"), (20, 60),
+            (0.5, 0.8, 1.0, 1.25, 1.5, 2.0)):
+        if how == "linear" and k != 60:
+            continue
+        d = {q: dense_rank(q, rollup) for q in queries}
+        bm = bm25_rank(k1, b)
+        name = f"{how} k={k} wd={wd} rollup={rollup} k1={k1} b={b}"
+        results.append((name, *evaluate(lambda q: fuse(*d[q], *bm[q], how, k, wd, 1.0))))
+    results.sort(key=lambda r: -r[1])
+    for name, n, r in results[:25]:
+        print(f"{n:.4f}  {r:.4f}  {name}")
+    for name, n, r in results:
+        if name.startswith(("dense", "bm25")):
+            print(f"{n:.4f}  {r:.4f}  {name}")
+
+
+if __name__ == "__main__":
+    main()

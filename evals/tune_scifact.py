@@ -125,10 +125,10 @@ def main() -> None:
     results = []
     for rollup in ("max", "sum:0.1", "sum:0.3"):
         d = {q: dense_rank(q, rollup) for q in queries}
-        results.append((f"dense rollup={rollup}", *evaluate(lambda q: d[q][0])))
+        results.append((f"dense rollup={rollup}", *evaluate(lambda q, d=d: d[q][0])))
     for k1, b in ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4), (1.2, 0.9)):
         bm = bm25_rank(k1, b)
-        results.append((f"bm25 k1={k1} b={b}", *evaluate(lambda q: bm[q][0])))
+        results.append((f"bm25 k1={k1} b={b}", *evaluate(lambda q, bm=bm: bm[q][0])))
     for rollup, (k1, b), how, k, wd in itertools.product(
             ("max", "sum:0.1"), ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4)), ("rrf", "linear"), (20, 60),
             (0.5, 0.8, 1.0, 1.25, 1.5, 2.0)):
@@ -137,7 +137,7 @@ def main() -> None:
         d = {q: dense_rank(q, rollup) for q in queries}
         bm = bm25_rank(k1, b)
         name = f"{how} k={k} wd={wd} rollup={rollup} k1={k1} b={b}"
-        results.append((name, *evaluate(lambda q: fuse(*d[q], *bm[q], how, k, wd, 1.0))))
+        results.append((name, *evaluate(lambda q, d=d, bm=bm, how=how, k=k, wd=wd: fuse(*d[q], *bm[q], how, k, wd, 1.0))))
     results.sort(key=lambda r: -r[1])
     for name, n, r in results[:25]:
         print(f"{n:.4f}  {r:.4f}  {name}")

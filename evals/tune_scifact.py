@@ -137,7 +137,10 @@ def main() -> None:
         d = {q: dense_rank(q, rollup) for q in queries}
         bm = bm25_rank(k1, b)
         name = f"{how} k={k} wd={wd} rollup={rollup} k1={k1} b={b}"
-        results.append((name, *evaluate(lambda q, d=d, bm=bm, how=how, k=k, wd=wd: fuse(*d[q], *bm[q], how, k, wd, 1.0))))
+        def ranker(q, d=d, bm=bm, how=how, k=k, wd=wd):
+            return fuse(*d[q], *bm[q], how, k, wd, 1.0)
+
+        results.append((name, *evaluate(ranker)))
     results.sort(key=lambda r: -r[1])
     for name, n, r in results[:25]:
         print(f"{n:.4f}  {r:.4f}  {name}")

@@ -46,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("directory", type=Path)
     parser.add_argument("--split", default="train", choices=["train", "test"])
+    parser.add_argument("--only", help="print just the variant with this exact name (use on test)")
     args = parser.parse_args()
 
     from rag.evaluate import load_beir_queries
@@ -67,7 +68,7 @@ def main() -> None:
     dense: dict[str, list[tuple[str, float]]] = {}
     for qid, text in queries.items():
         vector = retriever.embed_query(text)
-        dense[qid] = [(pid, sim) for _, pid, sim in index.vectors.search(vector, 400)]
+        dense[qid] = [(pid, sim) for _, pid, sim in index.vectors.search(vector, 900)]
 
     def dense_rank(qid: str, rollup: str) -> tuple[list[str], dict[str, float]]:
         per: dict[str, list[float]] = defaultdict(list)
@@ -96,23 +97,30 @@ def main() -> None:
             bm25_cache[key] = out
         return bm25_cache[key]
 
-    def fuse(d_order, d_score, b_order, b_score, how: str, k: int, wd: float, wb: float) -> list[str]:
+    def fuse(d_order, d_score, b_order, b_score, how: str, k: int, wd: float, wb: float,
+             depth: int = 100) -> list[str]:
+        fused: dict[str, float] = defaultdict(float)
         if how == "rrf":
-            fused: dict[str, float] = defaultdict(float)
-            for r, p in enumerate(d_order[:100], 1):
+            for r, p in enumerate(d_order[:depth], 1):
                 fused[p] += wd / (k + r)
-            for r, p in enumerate(b_order[:100], 1):
+            for r, p in enumerate(b_order[:depth], 1):
                 fused[p] += wb / (k + r)
-        else:  # convex combination of min-max normalised scores over the candidates
-            fused = defaultdict(float)
-            for order, score, w in ((d_order[:100], d_score, wd), (b_order[:100], b_score, wb)):
-                if not order:
-                    continue
-                vals = np.array([score[p] for p in order])
-                lo, hi = vals.min(), vals.max()
-                for p in order:
-                    fused[p] += w * ((score[p] - lo) / (hi - lo) if hi > lo else 1.0)
-        return sorted(fused, key=lambda p: -fused[p])
+            return sorted(fused, key=lambda p: -fused[p])
+        for order, score, w in ((d_order[:depth], d_score, wd), (b_order[:depth], b_score, wb)):
+            if not order:
+                continue
+            vals = np.array([score[p] for p in order])
+            if how == "linear":  # min-max over the candidates
+                lo, span = vals.min(), vals.max() - vals.min()
+            elif how == "zscore":
+                lo, span = vals.mean(), vals.std()
+            else:  # "maxnorm": divide by the best score only
+                lo, span = 0.0, vals.max()
+            for p in order:
+                fused[p] += w * ((score[p] - lo) / span if span > 0 else 1.0)
+        floor = min(fused.values(), default=0.0)
+        # A paper only one ranking found gets that ranking's share; it is not pushed below others.
+        return sorted(fused, key=lambda p: -(fused[p] - floor))
 
     def evaluate(ranker) -> tuple[float, float]:
         n, r = [], []
@@ -129,20 +137,74 @@ def main() -> None:
     for k1, b in ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4), (1.2, 0.9)):
         bm = bm25_rank(k1, b)
         results.append((f"bm25 k1={k1} b={b}", *evaluate(lambda q, bm=bm: bm[q][0])))
-    for rollup, (k1, b), how, k, wd in itertools.product(
-            ("max", "sum:0.1"), ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4)), ("rrf", "linear"), (20, 60),
-            (0.5, 0.8, 1.0, 1.25, 1.5, 2.0)):
-        if how == "linear" and k != 60:
+    d = {q: dense_rank(q, "max") for q in queries}
+    for (k1, b), how, k, wd, depth in itertools.product(
+            ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4)), ("rrf", "linear", "zscore", "maxnorm"), (20, 60),
+            (0.8, 1.0, 1.25, 1.5, 2.0), (100, 300)):
+        if how != "rrf" and k != 60:
             continue
-        d = {q: dense_rank(q, rollup) for q in queries}
         bm = bm25_rank(k1, b)
-        name = f"{how} k={k} wd={wd} rollup={rollup} k1={k1} b={b}"
-        def ranker(q, d=d, bm=bm, how=how, k=k, wd=wd):
-            return fuse(*d[q], *bm[q], how, k, wd, 1.0)
+        name = f"{how} k={k} wd={wd} depth={depth} k1={k1} b={b}"
+
+        def ranker(q, bm=bm, how=how, k=k, wd=wd, depth=depth):
+            return fuse(*d[q], *bm[q], how, k, wd, 1.0, depth)
 
         results.append((name, *evaluate(ranker)))
+    # BM25 field weighting: the title counted twice.
+    BM25Index.K1, BM25Index.B = 1.2, 0.75
+    titled = BM25Index(Path("/tmp/tune-bm25/title2"))
+    titled.build([(pid, f"{title} {title}", abstract) for pid, title, abstract in rows])
+    bt = {}
+    for qid, text in queries.items():
+        found = titled.search(text, 1000)
+        bt[qid] = ([p for p, _ in found], dict(found))
+    results.append(("bm25 title x2 k1=1.2 b=0.75", *evaluate(lambda q: bt[q][0])))
+    for wd in (1.5, 2.0):
+        def ranker2(q, wd=wd):
+            return fuse(*d[q], *bt[q], "zscore", 60, wd, 1.0, 300)
+
+        results.append((f"zscore-title2 wd={wd}", *evaluate(ranker2)))
+
+    # Pseudo-relevance feedback on the dense side (Rocchio): move the query toward the best chunks
+    # of the top fused papers, search again, fuse again.
+    collection = index.vectors.collection(create=False)
+    bm = bm25_rank(1.2, 0.75)
+    vectors = {qid: retriever.embed_query(text) for qid, text in queries.items()}
+    first = {q: fuse(*d[q], *bm[q], "zscore", 60, 2.0, 1.0, 300) for q in queries}
+    best_chunk: dict[str, dict[str, str]] = {}
+    for qid in queries:
+        per: dict[str, str] = {}
+        for cid, pid, _ in index.vectors.search(vectors[qid], 900):
+            per.setdefault(pid, cid)
+        best_chunk[qid] = per
+    for top, beta in itertools.product((3, 5), (0.3, 0.6, 1.0)):
+        dprf = {}
+        for qid in queries:
+            ids = [best_chunk[qid][p] for p in first[qid][:top] if p in best_chunk[qid]]
+            got = collection.get(ids=ids, include=["embeddings"])
+            centroid = np.mean(np.array(got["embeddings"]), axis=0) if ids else 0
+            v = vectors[qid] + beta * centroid
+            v = v / np.linalg.norm(v)
+            per: dict[str, float] = {}
+            for _, pid, sim in index.vectors.search(v.astype("float32"), 900):
+                per.setdefault(pid, sim)
+            dprf[qid] = (list(per), per)
+        results.append((f"dense-prf top={top} beta={beta}", *evaluate(lambda q, dp=dprf: dp[q][0])))
+        for wd in (1.5, 2.0, 3.0):
+            def ranker(q, dp=dprf, wd=wd):
+                return fuse(*dp[q], *bm[q], "zscore", 60, wd, 1.0, 300)
+
+            results.append((f"prf-zscore top={top} beta={beta} wd={wd} k1=1.2 b=0.75", *evaluate(ranker)))
     results.sort(key=lambda r: -r[1])
-    for name, n, r in results[:25]:
+    if args.only:
+        for name, n, r in results:
+            if name == args.only:
+                print(f"{n:.4f}  {r:.4f}  {name}")
+        return
+    best = {}
+    for row in results:
+        best.setdefault(row[0].split()[0], row)
+    for name, n, r in results[:10] + list(best.values()):
         print(f"{n:.4f}  {r:.4f}  {name}")
     for name, n, r in results:
         if name.startswith(("dense", "bm25")):

@@ -165,7 +165,10 @@ class Asker:
         if backend is None:
             from rag.llm import extractive
 
-            text = extractive.answer(question, [(s.n, s.title, s.abstract) for s in sources],
+            # Quote only papers that are themselves close enough to the question: a far-off fifth
+            # source should not lend a sentence just because it shares a word.
+            usable = [s for s in sources if s.relevance is None or s.relevance >= self.settings.refuse_below]
+            text = extractive.answer(question, [(s.n, s.title, s.abstract) for s in usable],
                                      max_sentences=min(self.settings.max_sentences, 3))
             text = text or self.refusal
             yield Token(text)

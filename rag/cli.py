@@ -334,23 +334,10 @@ def status(
     debug: Debug = False,
 ) -> None:
     """Show the data dir, embedding model and what is indexed."""
-    from rag.store import Catalog
+    from rag.store import status as index_status
 
-    settings = _settings(data_dir=data_dir, collection=collection, chroma_url=chroma_url)
-    path = settings.data_dir / settings.collection / "catalog.sqlite"
-    info: dict = {"data_dir": str(settings.data_dir), "collection": settings.collection,
-                  "chroma": settings.chroma_url or str(settings.data_dir / "chroma"),
-                  "embed_model": None, "papers": 0, "chunks": 0, "files": []}
-    if path.is_file():
-        catalog = Catalog(path)
-        manifest = catalog.manifest()
-        info.update(catalog.counts())
-        info["files"] = catalog.files()
-        if manifest:
-            info["embed_model"] = manifest.embed_model
-            info["model_fingerprint"] = manifest.model_fingerprint
-            info["chunk_tokens"] = manifest.chunk_tokens
-        catalog.close()
+    info = index_status(_settings(data_dir=data_dir, collection=collection, chroma_url=chroma_url))
+    del info["titles"]
     if as_json:
         print(json.dumps(info, ensure_ascii=False))
         return

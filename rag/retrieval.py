@@ -44,6 +44,24 @@ def check_query(query: str, settings: Settings) -> str:
     return query
 
 
+def zscore_fusion(rankings: list[tuple[dict[str, float], float]]) -> dict[str, float]:
+    """Weighted sum of each ranking's scores standardised over its own candidates. Scores keep
+    how far ahead a paper is (RRF keeps only its rank); standardising makes cosine similarities
+    and BM25 scores comparable. A paper only one ranking found gets only that ranking's share.
+    Tuned on SciFact train claims: +0.017 nDCG@10 over the best RRF (evals/tune_scifact.py)."""
+    import numpy as np
+
+    fused: dict[str, float] = {}
+    for scores, weight in rankings:
+        if not scores:
+            continue
+        values = np.fromiter(scores.values(), dtype=float)
+        mean, std = float(values.mean()), float(values.std())
+        for pid, score in scores.items():
+            fused[pid] = fused.get(pid, 0.0) + weight * ((score - mean) / std if std > 0 else 1.0)
+    return fused
+
+
 def rrf(rankings: list[tuple[list[str], float]], k: int) -> dict[str, float]:
     """Weighted reciprocal-rank fusion: sum of weight / (k + rank) over the rankings."""
     fused: dict[str, float] = {}
@@ -121,9 +139,12 @@ class Retriever:
                 scores = {pid: dense[pid] for pid in dense_ids}
             elif mode == "bm25":
                 scores = bm25
-            else:
+            elif self.settings.fusion == "rrf":
                 scores = rrf([(dense_ids, self.settings.dense_weight), (bm25_ids, self.settings.bm25_weight)],
                              self.settings.rrf_k)
+            else:
+                scores = zscore_fusion([({pid: dense[pid] for pid in dense_ids}, self.settings.dense_weight),
+                                        (bm25, self.settings.bm25_weight)])
             # Ties (common in RRF) fall back to the dense similarity, then the id, for a stable order.
             order = sorted(scores, key=lambda pid: (-scores[pid], -dense.get(pid, -1.0), pid))[:k]
             papers = self.index.catalog.papers(order)

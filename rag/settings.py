@@ -38,10 +38,13 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0, description="Word-pieces shared by neighbouring chunks.")
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
     top_k: int = Field(5, ge=1, le=1000, description="Papers returned by search / given to the LLM.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
-    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    fusion: Literal["zscore", "rrf"] = Field("zscore", description=(
+        "How hybrid mode fuses the dense and BM25 rankings: a weighted sum of z-scored scores over "
+        "each ranking's candidates (tuned on SciFact train), or reciprocal-rank fusion."))
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (fusion=rrf).")
+    dense_weight: float = Field(2.0, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
-    candidates: int = Field(100, ge=1, description="Depth of each ranking fed to fusion.")
+    candidates: int = Field(300, ge=1, description="Depth of each ranking fed to fusion.")
     max_query_chars: int = Field(2000, ge=10, description="Longer queries are refused, not truncated.")
     max_file_mb: int = Field(200, ge=1, description="Seed/text pages larger than this are rejected.")
 

@@ -261,7 +261,11 @@ def _record(obj: dict[str, object], src: str, where: str) -> _Rec | Rejected:
         return Rejected(src, where, f"empty {a_key!r}")
     own = obj[i_key] if i_key else None   # BEIR qrels cite `_id` verbatim: keep it exactly
     own_id = own if isinstance(own, str) else str(own) if type(own) is int else ""
-    return _Rec(title, abstract, src, where, own_id=own_id or None)
+    date = next((obj[k] for k in ("date", "published") if isinstance(obj.get(k), str)), "")
+    date = date[:10] if re.match(r"\d{4}(-\d\d(-\d\d)?)?$", date[:10]) else None
+    people = obj.get("authors")
+    authors = len(people) if isinstance(people, list) else people if type(people) is int else None
+    return _Rec(title, abstract, src, where, own_id=own_id or None, date=date, authors=authors)
 
 
 def _records(src: str, rows: Iterable[tuple[str, object] | Rejected], *words: str) -> Iterator[_Rec | Rejected]:

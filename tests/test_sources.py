@@ -364,3 +364,12 @@ def test_plain_title_abstract_pairs_without_page_chrome(tmp_path: Path) -> None:
 def test_extensionless_json_lines_are_sniffed(tmp_path: Path) -> None:
     path = write(tmp_path / "export", json.dumps({"title": "T", "abstract": "A."}) + "\n")
     assert [p.title for p in load([path]).papers] == ["T"]
+
+
+def test_jsonl_keeps_date_and_authors(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"title": "T", "abstract": "An abstract.", "date": "2024-05-01", "authors": ["a", "b"]}\n'
+                 '{"title": "U", "abstract": "Another one.", "date": "last spring", "authors": 3}\n')
+    first, second = load([f]).papers
+    assert (first.date, first.authors) == ("2024-05-01", 2)
+    assert (second.date, second.authors) == (None, 3)

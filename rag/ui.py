@@ -1,0 +1,419 @@
+"""The browser UI (`rag ui`): chat with cited answers, search, and adding abstracts.
+
+Thin widgets over `Asker.stream`, `Retriever.search` and `ingest`; nothing here retrieves or
+answers on its own. The HTML is built by small pure functions (`render_*`), tested without a
+browser. Citations `[n]` become links to `#src-n`, the anchor of source card n: the browser's
+own fragment navigation brings the card into view and CSS `:target` highlights it, so no
+JavaScript is needed.
+"""
+from __future__ import annotations
+
+import html
+import itertools
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported
+import gradio as gr  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
+
+from rag.answer import Answer, Asker, Done, Retrieved, Source, Token  # noqa: E402
+from rag.citations import CITATION, expand, strip_citations  # noqa: E402
+from rag.errors import ConfigError, IndexBusy, IndexMissing, RagError  # noqa: E402
+from rag.llm.base import Message  # noqa: E402
+from rag.retrieval import Hit, Retriever  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from rag.text import sentences, terms  # noqa: E402
+
+BACKENDS = ("extractive", "openai", "ollama")
+MODES = ("hybrid", "dense", "bm25")
+FILE_TYPES = [".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt", ".md"]
+EMPTY_HINT = ("Nothing is indexed yet. Add abstracts in the **Add abstracts** tab "
+              "(JSONL/CSV with title and abstract, or text pages), or run `rag ingest` in a terminal.")
+BUSY_HINT = "The index is busy: another process is adding papers to it. Try again when it finishes."
+NOT_COVERED = "The collection does not cover this question."
+MAX_ASKERS = 8  # distinct backend configurations kept warm
+
+CSS = """
+#sources { max-height: 700px; overflow-y: auto !important; }
+.src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 12px;
+            margin: 0 0 8px 0; scroll-margin-top: 12px; }
+.src-card:target { outline: 3px solid var(--color-accent); background: var(--color-accent-soft); }
+.src-meta { color: var(--body-text-color-subdued); font-size: 0.85em; }
+.src-snippet { margin: 4px 0; }
+.src-card mark { background: #fde68a; color: inherit; padding: 0 2px; }
+#chatbot a.cite, a.cite { color: var(--color-accent); text-decoration: none; font-weight: 600; }
+a.cite.weak, .unsupported { color: #b45309; }
+.rag-error { color: #b91c1c; font-weight: 600; }
+.rag-note { color: var(--body-text-color-subdued); font-size: 0.9em; }
+"""
+
+
+# --- pure rendering -----------------------------------------------------------------------------
+def _esc(text: str | None) -> str:
+    return html.escape(text or "", quote=True)
+
+
+def link_citations(escaped: str, weak: Iterable[int] = ()) -> str:
+    """`[1]`, `[1, 3]` in already-escaped text → one link per number to source card `#src-n`."""
+    weak = set(weak)
+
+    def links(match) -> str:
+        return "".join(f'<a href="#src-{n}" class="cite{" weak" if n in weak else ""}" '
+                       f'title="Show source {n}">[{n}]</a>' for n in expand(match.group(1)))
+
+    return CITATION.sub(links, escaped)
+
+
+def render_streaming(text: str) -> str:
+    return link_citations(_esc(text)) + " ▍"
+
+
+def _why(verdict: dict) -> str:
+    if not verdict["cited"]:
+        return "This sentence cites no source."
+    return (f"Weak support: only {verdict['support']:.0%} of its content words appear in the cited "
+            "abstract.")
+
+
+def mark_unsupported(text: str, citations: list[dict]) -> str:
+    """Escape the answer, link its citations, and put ⚠ after each sentence the check flagged."""
+    flagged = {v["sentence"]: v for v in citations if not v["supported"]}
+    pieces, cursor = [], 0
+    for sentence in sentences(text):
+        at = text.find(sentence, cursor)
+        if at < 0:
+            continue
+        end = at + len(sentence)
+        verdict = flagged.get(strip_citations(sentence))
+        pieces.append(link_citations(_esc(text[cursor:end]), verdict["cited"] if verdict else ()))
+        if verdict:
+            pieces.append(f' <span class="unsupported" title="{_esc(_why(verdict))}">⚠</span>')
+        cursor = end
+    pieces.append(link_citations(_esc(text[cursor:])))
+    return "".join(pieces)
+
+
+def render_answer(answer: Answer) -> str:
+    """The final chat message: refusal, error, or the checked answer with its warnings."""
+    if answer.error:
+        partial = mark_unsupported(answer.answer, answer.citations) + "\n\n" if answer.answer else ""
+        return (f'{partial}<span class="rag-error">⚠ Error: {_esc(answer.error)}</span>\n\n'
+                f'<span class="rag-note">The sources found are listed beside the chat.</span>')
+    if answer.refused:
+        said = answer.answer.strip()
+        extra = f" {_esc(said)}" if said and said != NOT_COVERED else ""
+        return (f"**{NOT_COVERED}**{extra}\n\n<span class=\"rag-note\">The nearest papers are listed beside "
+                "the chat; none of them answers the question.</span>")
+    body = mark_unsupported(answer.answer, answer.citations)
+    notes = []
+    weak = [v for v in answer.citations if not v["supported"]]
+    if weak:
+        notes.append(f"⚠ {len(weak)} sentence{'s' if len(weak) > 1 else ''} not clearly supported by the "
+                     "cited abstract (hover ⚠ for why).")
+    if answer.removed_citations:
+        numbers = ", ".join(str(n) for n in answer.removed_citations)
+        notes.append(f"⚠ Removed citation{'s' if len(answer.removed_citations) > 1 else ''} {numbers}: "
+                     "no such source was retrieved.")
+    return body + "".join(f'\n\n<span class="rag-note unsupported">{_esc(n)}</span>' for n in notes)
+
+
+def supporting_sentences(abstract_sentences: list[str], claims: list[str]) -> set[int]:
+    """Index of the abstract sentence that best covers each claim (most of its words in the claim)."""
+    chosen: set[int] = set()
+    words = [set(terms(s)) for s in abstract_sentences]
+    for claim in claims:
+        said = set(terms(claim))
+        scores = [len(said & w) / len(w) if w else 0.0 for w in words]
+        if scores and max(scores) >= 0.5:
+            chosen.add(scores.index(max(scores)))
+    return chosen
+
+
+def _card(anchor: str, label: str, title: str, meta: str, snippet: str, abstract: str) -> str:
+    return (f'<div class="src-card" id="{anchor}"><div><b>{label}</b> <b>{title or "<i>untitled</i>"}</b></div>'
+            f'<div class="src-meta">{meta}</div><p class="src-snippet">{snippet}</p>'
+            f'<details><summary>Full abstract</summary><p>{abstract}</p></details></div>')
+
+
+def _plain_snippet(passage: str | None, abstract: str, limit: int = 320) -> str:
+    text = (passage or abstract).split("\n", 1)[-1].strip() if passage else abstract
+    return _esc(text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …")
+
+
+def render_source(source: Source, claims: list[str]) -> str:
+    """A source card: the sentences the answer drew on highlighted, the full abstract on expand."""
+    parts = sentences(source.abstract)
+    marked = supporting_sentences(parts, claims)
+    abstract = " ".join(f"<mark>{_esc(s)}</mark>" if i in marked else _esc(s) for i, s in enumerate(parts))
+    snippet = " … ".join(f"<mark>{_esc(parts[i])}</mark>" for i in sorted(marked))
+    meta = " · ".join(x for x in (source.date, f"score {source.score:.3f}",
+                                  f"similarity {source.relevance:.2f}" if source.relevance is not None else "") if x)
+    return _card(f"src-{source.n}", f"[{source.n}]", _esc(source.title), meta,
+                 snippet or _plain_snippet(source.passage, source.abstract), abstract)
+
+
+def render_sources(sources: list[Source], citations: list[dict] | None = None, refused: bool = False) -> str:
+    if not sources:
+        return '<p class="rag-note">Sources appear here when you ask a question.</p>'
+    claims: dict[int, list[str]] = {}
+    for verdict in citations or []:
+        for n in verdict["cited"]:
+            claims.setdefault(n, []).append(verdict["sentence"])
+    head = ("Nearest papers (none of them answers the question)" if refused else "Sources")
+    return f"<h3>{head}</h3>" + "".join(render_source(s, claims.get(s.n, [])) for s in sources)
+
+
+def render_hits(hits: list[Hit], mode: str) -> str:
+    if not hits:
+        return '<p class="rag-note">No matching papers.</p>'
+    cards = [_card(f"hit-{h.rank}", f"{h.rank}.", _esc(h.title),
+                   " · ".join(x for x in (h.date, f"score {h.score:.4f}", mode) if x),
+                   _plain_snippet(h.passage, h.abstract), _esc(h.abstract)) for h in hits]
+    return f'<div class="hits">{"".join(cards)}</div>'
+
+
+def render_report(report, name: str) -> str:
+    """An IngestReport as a short summary, every rejected record with its reason."""
+    counts = (f"{_esc(name)}: <b>{report.added} added</b> · {report.updated} updated · {report.unchanged} unchanged · "
+              f"{report.duplicates} duplicates merged · {len(report.rejected)} rejected")
+    rejected = "".join(f"<li>{_esc(Path(r.source).name)} {_esc(r.location)}: {_esc(r.reason)}</li>"
+                       for r in report.rejected)
+    return (f'<div class="ingest-report"><p>{counts}</p><p>The collection now holds {report.papers_total} '
+            f"papers ({report.chunks_total} chunks). Ask about them in the Chat tab.</p>"
+            + (f"<p>Rejected:</p><ul>{rejected}</ul>" if rejected else "") + "</div>")
+
+
+def render_error(message: str) -> str:
+    return f'<p class="rag-error">⚠ {_esc(message)}</p>'
+
+
+def error_text(error: RagError) -> str:
+    if isinstance(error, IndexMissing):
+        return EMPTY_HINT
+    if isinstance(error, IndexBusy):
+        return BUSY_HINT
+    return f"Error: {error}"
+
+
+def example_question(title: str) -> str | None:
+    """'LoRA-GA: Low-Rank …' → 'What does LoRA-GA propose?'; other short titles → 'What is "…" about?'."""
+    name, colon, _ = title.partition(":")
+    if colon and 0 < len(name.strip()) <= 40:
+        return f"What does {name.strip()} propose?"
+    title = " ".join(title.split())
+    return f"What is “{title}” about?" if 0 < len(title) <= 70 else None
+
+
+def render_status(info: dict, backend: str) -> str:
+    if not info["papers"]:
+        return EMPTY_HINT
+    return (f"**{info['papers']:,} papers** · {info['chunks']:,} chunks · embedding model `{info['model']}` "
+            f"· default answer backend `{backend}`")
+
+
+# --- the app: shared retriever, one Asker per backend configuration, per-tab chat state ----------
+def collection_status(settings: Settings, n_examples: int = 3) -> dict:
+    """Papers, chunks, model and example questions from a few titles, read from the catalog alone."""
+    from rag.store import status
+
+    info = status(settings, titles=n_examples * 4)
+    examples = list(itertools.islice(filter(None, map(example_question, info["titles"])), n_examples))
+    return {"papers": info["papers"], "chunks": info["chunks"], "model": info["embed_model"], "examples": examples}
+
+
+class App:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._retriever: Retriever | None = None
+        self._askers: OrderedDict[tuple, Asker] = OrderedDict()
+
+    def retriever(self) -> Retriever:
+        """Opened once, on first use (IndexMissing until something is indexed); it notices ingests."""
+        with self._lock:
+            if self._retriever is None:
+                self._retriever = Retriever(self.settings)
+            return self._retriever
+
+    def request_settings(self, backend: str, model: str, base_url: str, host: str, api_key: str,
+                         top_k: float) -> Settings:
+        """This request's copy of the settings. The server's own API key is only ever sent to the
+        server's own base URL: a user who points the UI elsewhere must bring their own key."""
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        base = self.settings
+        update: dict = {"llm": backend, "llm_model": (model or "").strip() or base.llm_model,
+                        "top_k": max(1, min(int(top_k or base.top_k), 50)),
+                        "openai_base_url": (base_url or "").strip().rstrip("/") or base.openai_base_url,
+                        "ollama_host": (host or "").strip().rstrip("/") or base.ollama_host}
+        if (api_key or "").strip():
+            update["openai_api_key"] = SecretStr(api_key.strip())
+        elif update["openai_base_url"] != base.openai_base_url.rstrip("/"):
+            update["openai_api_key"] = None
+        return base.model_copy(update=update)
+
+    def asker(self, settings: Settings) -> Asker:
+        key = (settings.llm,) if settings.llm == "extractive" else (
+            settings.llm, settings.llm_model, settings.openai_base_url, settings.ollama_host,
+            settings.openai_api_key.get_secret_value() if settings.openai_api_key else None)
+        retriever = self.retriever()
+        with self._lock:
+            if key not in self._askers:
+                self._askers[key] = Asker(settings, retriever=retriever)
+                while len(self._askers) > MAX_ASKERS:
+                    self._askers.popitem(last=False)
+            self._askers.move_to_end(key)
+            return self._askers[key]
+
+    # --- event handlers -------------------------------------------------------------------------
+    def chat(self, question: str, turns: list, backend: str, model: str, base_url: str, host: str,
+             api_key: str, top_k: float):
+        """Stream one answer. `turns` (per-tab gr.State): (question, answer for history, shown)."""
+        question = (question or "").strip()
+        if not question:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        history = [m for q, a, _ in turns if a for m in (Message("user", q), Message("assistant", a))]
+        sources_html = gr.skip()
+
+        def show(message: str, done: list | None = None):
+            shown = [*turns, (question, "", message)] if done is None else done
+            chat = [{"role": r, "content": c} for q, _, m in shown for r, c in (("user", _esc(q)), ("assistant", m))]
+            return chat, sources_html, shown, ""
+
+        yield show("_Searching the collection…_ ▍")
+        try:
+            settings = self.request_settings(backend, model, base_url, host, api_key, top_k)
+            text = ""
+            for event in self.asker(settings).stream(question, history=history, k=settings.top_k):
+                if isinstance(event, Retrieved):
+                    sources_html = render_sources(event.sources, refused=event.refused)
+                    yield show(f"_Found {len(event.sources)} papers; answering…_ ▍")
+                elif isinstance(event, Token):
+                    text += event.text
+                    yield show(render_streaming(text))
+                elif isinstance(event, Done):
+                    answer = event.answer
+                    sources_html = render_sources(answer.sources, answer.citations, answer.refused)
+                    kept = "" if answer.error else answer.answer
+                    yield show("", [*turns, (question, kept, render_answer(answer))])
+        except RagError as e:
+            message = error_text(e)
+            if (api_key or "").strip():
+                message = message.replace(api_key.strip(), "•••")
+            yield show(f'<span class="rag-error">⚠ {_esc(message)}</span>'
+                       if not isinstance(e, IndexMissing) else message)
+
+    def search(self, query: str, mode: str, k: float) -> str:
+        if not (query or "").strip():
+            return '<p class="rag-note">Type a query.</p>'
+        try:
+            mode = mode if mode in MODES else self.settings.mode
+            return render_hits(self.retriever().search(query, k=max(1, min(int(k or 10), 50)), mode=mode), mode)
+        except RagError as e:
+            return render_error(error_text(e)) if not isinstance(e, IndexMissing) else f"<p>{EMPTY_HINT}</p>"
+
+    def add(self, path: str | None, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
+        from rag.ingest import ingest
+
+        if not path:
+            return render_error("Choose a file first."), None, *self.status()
+        progress(0, desc="Reading the file and loading the embedding model")
+
+        def step(done: int, total: int) -> None:
+            progress((done, total), desc="Embedding chunks", unit="chunks")
+
+        try:
+            report = ingest([Path(path)], self.settings, progress=step)
+        except RagError as e:
+            result = render_error(f"{Path(path).name}: {e}")
+        else:
+            result = render_report(report, Path(path).name)
+        return result, None, *self.status()
+
+    def status(self) -> tuple:
+        """The header line and the example-question buttons, refreshed on page load and after ingest."""
+        info = collection_status(self.settings)
+        buttons = [gr.update(value=q, visible=True) for q in info["examples"]]
+        buttons += [gr.update(visible=False)] * (3 - len(buttons))
+        return render_status(info, self.settings.llm), *buttons
+
+
+def build(settings: Settings, concurrency: int = 2) -> gr.Blocks:
+    app = App(settings)
+    key_hint = "set on the server (OPENAI_API_KEY)" if settings.openai_api_key else "none"
+    with gr.Blocks(analytics_enabled=False, title="rag: ask your paper abstracts") as demo:
+        gr.Markdown("## rag: ask your paper abstracts\nEvery claim cites `[n]` a paper in the collection; "
+                    "click a citation to see its source.")
+        status = gr.Markdown(EMPTY_HINT, elem_id="status")
+        turns = gr.State([])
+        with gr.Tab("Chat", id="chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(height=520, elem_id="chatbot", show_label=False, buttons=["copy"],
+                                         placeholder="Ask a question about the papers in the collection.")
+                    with gr.Row():
+                        question = gr.Textbox(placeholder="e.g. What does LoRA-GA align at the first step?",
+                                              show_label=False, scale=5, elem_id="question", autofocus=True)
+                        ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                    with gr.Row():
+                        examples = [gr.Button(visible=False, size="sm", elem_classes="example") for _ in range(3)]
+                    new_chat = gr.Button("New chat", size="sm", elem_id="new-chat")
+                with gr.Column(scale=2):
+                    sources = gr.HTML(render_sources([]), elem_id="sources")
+            with gr.Accordion("Settings (this tab only)", open=False):
+                backend = gr.Radio(list(BACKENDS), value=settings.llm, label="Answer backend", elem_id="backend")
+                model = gr.Textbox(settings.llm_model or "", label="Model name (openai / ollama)", elem_id="model")
+                base_url = gr.Textbox(settings.openai_base_url, label="OpenAI-compatible base URL", elem_id="base-url")
+                host = gr.Textbox(settings.ollama_host, label="Ollama host", elem_id="ollama-host")
+                api_key = gr.Textbox("", type="password", label="API key (openai)", elem_id="api-key",
+                                     placeholder=f"empty: {key_hint}; used for your requests only, never stored")
+                top_k = gr.Slider(1, 20, value=min(settings.top_k, 20), step=1, label="Sources per answer (top-k)")
+        with gr.Tab("Search", id="search"):
+            with gr.Row():
+                query = gr.Textbox(placeholder="e.g. LoRA initialization gradient", show_label=False, scale=5,
+                                   elem_id="search-query")
+                go = gr.Button("Search", variant="primary", scale=1, elem_id="search-go")
+            with gr.Row():
+                mode = gr.Radio(list(MODES), value=settings.mode, label="Ranking", elem_id="mode")
+                k = gr.Slider(1, 50, value=10, step=1, label="Papers")
+            hits = gr.HTML(elem_id="hits")
+        with gr.Tab("Add abstracts", id="add"):
+            gr.Markdown("JSONL or CSV with `title` and `abstract` fields, a BEIR `corpus.jsonl`, or text pages "
+                        "like `seeds/`. Papers already indexed are skipped; a bad file changes nothing.")
+            upload = gr.File(file_types=FILE_TYPES, label="File of abstracts", elem_id="upload")
+            add = gr.Button("Add to the collection", variant="primary", elem_id="add-go")
+            report = gr.HTML(elem_id="ingest-report")
+        gr.Markdown(f"Answers are generated {concurrency} at a time (`rag ui --concurrency`); further questions "
+                    "wait in a queue. With the extractive backend nothing leaves this machine.",
+                    elem_classes="rag-note")
+
+        config = [backend, model, base_url, host, api_key, top_k]
+        chat_out = [chatbot, sources, turns, question]
+        answering = [trigger(app.chat, [source, turns, *config], chat_out, concurrency_id="answer",
+                             api_visibility="private")
+                     for trigger, source in [(ask.click, question), (question.submit, question),
+                                             *((b.click, b) for b in examples)]]
+        for clear in (new_chat.click, chatbot.clear):  # the chatbot's own 🗑 button clears the history too
+            clear(lambda: ([], render_sources([]), [], ""), None, chat_out, cancels=answering, queue=False)
+        for trigger in (go.click, query.submit):
+            trigger(app.search, [query, mode, k], hits)
+        add.click(app.add, upload, [report, upload, status, *examples], concurrency_limit=1, api_visibility="private")
+        demo.load(app.status, None, [status, *examples])
+    return demo
+
+
+def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2) -> None:
+    demo = build(settings, concurrency)
+    demo.queue(default_concurrency_limit=concurrency)
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: no downloads
+                              font_mono=["ui-monospace", "monospace"])
+    _, url, _ = demo.launch(server_name=host, server_port=port, share=False, quiet=True, show_error=False,
+                            prevent_thread_lock=True, theme=theme, css=CSS, run_history=False,
+                            footer_links=["api", "settings"], max_file_size=f"{settings.max_file_mb}mb")
+    print(f"rag ui: serving {settings.data_dir} at {url} (Ctrl-C to stop)", flush=True)
+    demo.block_thread()

@@ -1,0 +1,361 @@
+"""The Gradio UI: fast tests of its HTML rendering and request handling, then end-to-end tests
+that start `rag ui` on a copy of the seed index and drive Debian's Chromium with Playwright.
+
+Screenshots land in artifacts/ui/ (gitignored); the answer screenshot is also docs/ui.png.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.answer import Answer, Source
+from rag.errors import IndexBusy, IndexMissing, LLMError
+from rag.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "ui"
+ARTIFACTS = ROOT / "artifacts" / "ui"
+CHROMIUM = Path("/usr/bin/chromium")
+SEED_QUESTION = "What does LoRA-GA align at the first step?"
+ABSTRACT = ("We introduce LoRA-GA, which aligns the gradients of the low-rank product with full fine-tuning at "
+            "the first step. It converges faster than vanilla LoRA. Experiments cover T5 and Llama 2.")
+
+
+def source(n: int, title: str = "LoRA-GA: Low-Rank Adaptation", abstract: str = ABSTRACT) -> Source:
+    return Source(n, f"p{n}", title, abstract, "2024-07-06", 0.0328, 0.47, f"{title}\n{abstract}")
+
+
+def answer(text: str, citations: list[dict] | None = None, **kw) -> Answer:
+    return Answer("q", "q", text, [source(1), source(2, "Other paper", "Unrelated words here.")],
+                  kw.pop("refused", False), "extractive", citations=citations or [], **kw)
+
+
+# --- fast: pure rendering and request handling --------------------------------------------------
+def test_citations_become_links_to_source_cards():
+    from rag.ui import link_citations
+
+    out = link_citations("A [1]. B [1, 3].", weak=[3])
+    assert out.count('href="#src-1"') == 2
+    assert '<a href="#src-3" class="cite weak"' in out
+
+
+def test_answer_is_escaped_and_unsupported_sentences_marked():
+    from rag.ui import render_answer
+
+    verdicts = [{"sentence": "It aligns gradients <b>x</b>.", "cited": [1], "support": 0.9, "supported": True},
+                {"sentence": "It cures colds.", "cited": [2], "support": 0.1, "supported": False}]
+    out = render_answer(answer("It aligns gradients <b>x</b> [1]. It cures colds [2].", verdicts,
+                               removed_citations=[7]))
+    assert "&lt;b&gt;" in out and "<b>x</b>" not in out
+    assert out.count('<span class="unsupported"') == 1 and "1 sentence not clearly supported" in out
+    assert '<a href="#src-2" class="cite weak"' in out and '<a href="#src-1" class="cite"' in out
+    assert "Removed citation 7" in out
+
+
+def test_refusal_and_error_wording():
+    from rag.ui import NOT_COVERED, render_answer
+
+    assert NOT_COVERED in render_answer(answer(NOT_COVERED, refused=True))
+    failed = render_answer(answer("", error="openai at http://x/v1: connection refused"))
+    assert "⚠ Error: openai at http://x/v1: connection refused" in failed and "sources found" in failed
+
+
+def test_source_cards_highlight_the_cited_sentence():
+    from rag.ui import render_sources
+
+    cited = [{"sentence": "LoRA-GA aligns the gradients with full fine-tuning at the first step.", "cited": [1],
+              "support": 1.0, "supported": True}]
+    out = render_sources([source(1), source(2, "Other <paper>", "Unrelated words here.")], cited)
+    assert 'id="src-1"' in out and 'id="src-2"' in out and "Other &lt;paper&gt;" in out
+    assert "<mark>We introduce LoRA-GA, which aligns the gradients" in out
+    assert out.count("<mark>") == 2  # snippet and full abstract, one sentence each
+    assert "<details><summary>Full abstract</summary>" in out
+    assert "Nearest papers" in render_sources([source(1)], refused=True)
+
+
+def test_example_questions_from_titles():
+    from rag.ui import example_question
+
+    assert example_question("LoRA-GA: Low-Rank Adaptation with Gradient Approximation") == \
+        "What does LoRA-GA propose?"
+    assert example_question("Data Shapley") == "What is “Data Shapley” about?"
+    assert example_question("x" * 200) is None
+
+
+def test_request_settings_never_send_the_server_key_elsewhere():
+    from rag.ui import App
+
+    app = App(Settings(openai_api_key="sk-server", openai_base_url="https://api.example.com/v1"))
+    same = app.request_settings("openai", "m", "https://api.example.com/v1/", "", "", 3)
+    assert same.openai_api_key.get_secret_value() == "sk-server" and same.top_k == 3
+    elsewhere = app.request_settings("openai", "m", "http://attacker.example/v1", "", "", 5)
+    assert elsewhere.openai_api_key is None
+    own = app.request_settings("openai", "m", "http://mine.example/v1", "", " sk-mine ", 5)
+    assert own.openai_api_key.get_secret_value() == "sk-mine"
+    assert app.settings.openai_api_key.get_secret_value() == "sk-server"  # the base settings are untouched
+    with pytest.raises(Exception, match="unknown backend"):
+        app.request_settings("gpt", "", "", "", "", 5)
+
+
+@pytest.mark.parametrize(("error", "expected"), [
+    (IndexBusy("an ingest is writing to the index"), "The index is busy"),
+    (IndexMissing("no index"), "Nothing is indexed yet"),
+    (LLMError("openai at http://h/v1: HTTP 401 for key sk-typed"), "⚠ Error: openai at http://h/v1: HTTP 401"),
+])
+def test_chat_turns_errors_into_a_message(monkeypatch, error, expected):
+    from rag.ui import App
+
+    app = App(Settings())
+
+    def fail(settings):
+        raise error
+
+    monkeypatch.setattr(app, "asker", fail)
+    *_, (chat, _, turns, box) = list(app.chat("a question", [], "extractive", "", "", "", "sk-typed", 5))
+    assert expected in chat[-1]["content"] and "sk-typed" not in chat[-1]["content"]
+    assert turns[-1][1] == ""  # a failed turn is not history for follow-ups
+    assert box == ""
+
+
+def test_empty_collection_shows_the_hint_everywhere():
+    """No index yet (the autouse data_dir is empty): the header, chat and search all say what to do."""
+    from rag.ui import EMPTY_HINT, App
+
+    app = App(Settings())
+    status, *buttons = app.status()
+    assert status == EMPTY_HINT and all(b["visible"] is False for b in buttons)
+    *_, (chat, sources, _, _) = list(app.chat("What does LoRA-GA do?", [], "extractive", "", "", "", "", 5))
+    assert chat[-1]["content"] == EMPTY_HINT
+    assert "Nothing is indexed yet" in app.search("LoRA", "hybrid", 5)
+
+
+# --- slow: the real app in a real browser -------------------------------------------------------
+browser_test = [pytest.mark.slow,
+                pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui_data(seed_dir, tmp_path_factory) -> Path:
+    """A copy of the seed index: the upload test adds a paper to it."""
+    path = tmp_path_factory.mktemp("ui") / "data"
+    shutil.copytree(seed_dir, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ui-log") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def ui_url(ui_data, server_log):
+    import httpx
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RAG_", "OPENAI_", "OLLAMA_", "GRADIO_"))}
+    env.update(RAG_DATA_DIR=str(ui_data), HF_HUB_OFFLINE="1")
+    log = server_log
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ui", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    try:
+        while f"at {url}" not in log.read_text():  # launch prints its URL once it serves
+            if proc.poll() is not None:
+                pytest.fail(f"rag ui exited with {proc.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"rag ui did not serve within 90 s:\n{log.read_text()}")
+            time.sleep(0.2)
+        assert httpx.get(url, timeout=10).status_code == 200
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+            "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, ui_url):
+    """A fresh browser tab on the app, failing the test if it asks anything of another host."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    elsewhere: list[str] = []
+    tab.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+           else elsewhere.append(r.url))
+    tab.goto(ui_url)
+    expect(tab.locator("#status")).to_contain_text("papers", timeout=30_000)
+    yield tab
+    context.close()
+    assert not elsewhere, f"the page contacted other hosts: {elsewhere}"
+
+
+def shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def ask(page, question: str, n: int):
+    """Ask in the chat box and wait for the n-th answer to finish (no streaming cursor, no spinner)."""
+    from playwright.sync_api import expect
+
+    page.locator("#question textarea").fill(question)
+    page.locator("#ask").click()
+    reply = page.locator("#chatbot [data-testid=bot]").nth(n - 1)
+    expect(reply).to_be_visible()
+    expect(reply).not_to_contain_text("▍", timeout=30_000)  # the streaming cursor: gone when done
+    return reply
+
+
+def upload(page, path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Add abstracts").click()
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    expect(page.locator("#upload")).to_contain_text(path.name)
+    page.locator("#add-go").click()
+
+
+@pytest.mark.usefixtures("ui_url")
+class TestBrowser:
+    pytestmark = browser_test
+
+    def test_ask_click_citation_follow_up_new_chat(self, page, browser, ui_url):
+        from playwright.sync_api import expect
+
+        reply = ask(page, SEED_QUESTION, 1)
+        expect(reply).to_contain_text("[1]")
+        expect(reply.locator('a.cite[href="#src-1"]').first).to_be_visible()
+        card = page.locator("#src-1")
+        expect(card).to_contain_text("LoRA-GA")
+        expect(card.locator("mark").first).to_contain_text("first step")
+        answered = shot(page, "answer")
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(answered, ROOT / "docs" / "ui.png")
+
+        page.locator("#sources").evaluate("e => e.scrollTop = e.scrollHeight")  # card 1 out of view
+        reply.locator("a.cite").last.click()
+        number = page.evaluate("location.hash")
+        assert number.startswith("#src-")
+        expect(page.locator(number)).to_be_in_viewport()
+        reply.locator('a.cite[href="#src-1"]').first.click()
+        expect(page).to_have_url(ui_url + "#src-1")
+        expect(card).to_be_in_viewport()
+        shot(page, "citation-clicked")
+
+        other = browser.new_context().new_page()  # another tab has its own, empty chat
+        other.goto(ui_url)
+        expect(other.locator("#status")).to_contain_text("papers", timeout=30_000)
+        expect(other.locator("#chatbot [data-testid=bot]")).to_have_count(0)
+        other.context.close()
+
+        follow = ask(page, "Is it faster than vanilla LoRA?", 2)
+        expect(follow).to_contain_text("faster than vanilla LoRA")
+        expect(follow.locator("a.cite").first).to_be_visible()
+        shot(page, "follow-up")
+
+        page.locator("#new-chat").click()
+        expect(page.locator("#chatbot [data-testid=bot]")).to_have_count(0)
+        expect(page.locator("#sources")).to_contain_text("Sources appear here")
+
+    def test_refused_question_lists_nearest_papers(self, page):
+        from playwright.sync_api import expect
+
+        reply = ask(page, "What is the recipe for baking sourdough bread?", 1)
+        expect(reply).to_contain_text("does not cover")
+        expect(page.locator("#sources")).to_contain_text("Nearest papers")
+        assert page.locator("#sources .src-card").count() >= 1
+        shot(page, "refused")
+
+    def test_llm_error_shows_in_chat_with_sources(self, page, server_log):
+        from playwright.sync_api import expect
+
+        page.get_by_text("Settings (this tab only)").click()
+        page.locator("#backend").get_by_text("openai", exact=True).click()
+        page.locator("#model input, #model textarea").first.fill("any-model")
+        page.locator("#base-url input, #base-url textarea").first.fill(f"http://127.0.0.1:{free_port()}/v1")
+        page.locator("#api-key input").fill("sk-ui-test-secret")
+        reply = ask(page, SEED_QUESTION, 1)
+        expect(reply).to_contain_text("Error:")
+        expect(page.locator("#sources .src-card").first).to_be_visible()
+        assert "sk-ui-test-secret" not in page.locator("#chatbot").inner_html()
+        assert "sk-ui-test-secret" not in server_log.read_text()
+        shot(page, "llm-error")
+        page.locator("#backend").get_by_text("extractive", exact=True).click()  # the app is still up
+        expect(ask(page, SEED_QUESTION, 2)).to_contain_text("[1]")
+
+    def test_search_tab_ranks_papers(self, page):
+        from playwright.sync_api import expect
+
+        page.get_by_role("tab", name="Search").click()
+        page.locator("#search-query textarea").fill("LoRA initialization gradient")
+        page.locator("#search-go").click()
+        cards = page.locator("#hits .src-card")
+        expect(cards.first).to_be_visible()
+        assert cards.count() >= 5
+        expect(cards.first).to_contain_text("1.")
+        expect(page.locator("#hits")).to_contain_text("LoRA")
+        page.locator("#mode").get_by_text("bm25", exact=True).click()
+        page.locator("#search-go").click()
+        expect(cards.first).to_contain_text("bm25")
+        shot(page, "search")
+
+    def test_upload_then_ask_about_the_new_paper(self, page):
+        from playwright.sync_api import expect
+
+        upload(page, FIXTURES / "new_paper.jsonl")
+        report = page.locator("#ingest-report")
+        expect(report).to_contain_text("1 added", timeout=90_000)
+        expect(page.locator("#status")).to_contain_text("187 papers")
+        shot(page, "upload")
+        page.get_by_role("tab", name="Chat").click()
+        reply = ask(page, "How much do Quokkaformer hopping schedules reduce the pretraining loss?", 1)
+        expect(reply.locator("a.cite").first).to_be_visible()
+        cited = reply.locator("a.cite").first.get_attribute("href")
+        expect(page.locator(cited)).to_contain_text("Quokkaformer")
+
+    def test_bad_uploads_say_why_and_change_nothing(self, page, tmp_path):
+        from playwright.sync_api import expect
+
+        before = page.locator("#status").inner_text()
+        upload(page, FIXTURES / "unknown_schema.csv")
+        report = page.locator("#ingest-report")
+        expect(report).to_contain_text("no abstract column", timeout=60_000)
+        expect(report).to_contain_text("nothing was changed")
+        binary = tmp_path / "binary.jsonl"
+        binary.write_bytes(bytes(range(256)) * 4)
+        upload(page, binary)
+        expect(report).to_contain_text("binary file", timeout=60_000)
+        shot(page, "bad-upload")
+        assert page.locator("#status").inner_text() == before

@@ -20,6 +20,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported
 import gradio as gr  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
+from rag import prompts  # noqa: E402
 from rag.answer import Answer, Asker, Done, Retrieved, Source, Token  # noqa: E402
 from rag.citations import CITATION, expand, strip_citations  # noqa: E402
 from rag.errors import ConfigError, IndexBusy, IndexMissing, RagError  # noqa: E402
@@ -34,7 +35,6 @@ FILE_TYPES = [".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt", ".md"]
 EMPTY_HINT = ("Nothing is indexed yet. Add abstracts in the **Add abstracts** tab "
               "(JSONL/CSV with title and abstract, or text pages), or run `rag ingest` in a terminal.")
 BUSY_HINT = "The index is busy: another process is adding papers to it. Try again when it finishes."
-NOT_COVERED = "The collection does not cover this question."
 MAX_ASKERS = 8  # distinct backend configurations kept warm
 
 CSS = """
@@ -104,9 +104,10 @@ def render_answer(answer: Answer) -> str:
         return (f'{partial}<span class="rag-error">⚠ Error: {_esc(answer.error)}</span>\n\n'
                 f'<span class="rag-note">The sources found are listed beside the chat.</span>')
     if answer.refused:
+        refusal = prompts.load("refusal").text  # the one wording shared by prompt, code and evals
         said = answer.answer.strip()
-        extra = f" {_esc(said)}" if said and said != NOT_COVERED else ""
-        return (f"**{NOT_COVERED}**{extra}\n\n<span class=\"rag-note\">The nearest papers are listed beside "
+        extra = f" {_esc(said)}" if said and said != refusal else ""
+        return (f"**{_esc(refusal)}**{extra}\n\n<span class=\"rag-note\">The nearest papers are listed beside "
                 "the chat; none of them answers the question.</span>")
     body = mark_unsupported(answer.answer, answer.citations)
     notes = []

@@ -60,7 +60,10 @@ def test_answer_is_escaped_and_unsupported_sentences_marked():
 
 
 def test_refusal_and_error_wording():
-    from rag.ui import NOT_COVERED, render_answer
+    from rag.prompts import load
+    from rag.ui import render_answer
+
+    NOT_COVERED = load("refusal").text
 
     assert NOT_COVERED in render_answer(answer(NOT_COVERED, refused=True))
     failed = render_answer(answer("", error="openai at http://x/v1: connection refused"))

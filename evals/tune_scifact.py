@@ -165,6 +165,32 @@ def main() -> None:
 
         results.append((f"zscore-title2 wd={wd}", *evaluate(ranker2)))
 
+    # A third ranking: BM25 over chunks (each passage carries its title), rolled up by max.
+    got = index.vectors.collection(create=False).get(include=["documents"])
+    BM25Index.K1, BM25Index.B = 1.2, 0.75
+    chunk_bm25 = BM25Index(Path("/tmp/tune-bm25/chunks"))
+    chunk_bm25.build([(cid, "", text) for cid, text in zip(got["ids"], got["documents"])])
+    bc = {}
+    for qid, text in queries.items():
+        per: dict[str, float] = {}
+        for cid, score in chunk_bm25.search(text, 1500):
+            per.setdefault(cid.rsplit(":", 1)[0], score)
+        bc[qid] = (list(per), per)
+    results.append(("bm25 chunks max", *evaluate(lambda q: bc[q][0])))
+    bm12 = bm25_rank(1.2, 0.75)
+    for wd, wc in itertools.product((1.5, 2.0, 2.5), (0.5, 1.0)):
+        def ranker3(q, wd=wd, wc=wc):
+            fused: dict[str, float] = defaultdict(float)
+            for (order, score), w in ((d[q], wd), (bm12[q], 1.0), (bc[q], wc)):
+                order = order[:300]
+                vals = np.array([score[p] for p in order])
+                mean, std = vals.mean(), vals.std()
+                for p in order:
+                    fused[p] += w * (score[p] - mean) / std
+            return sorted(fused, key=lambda p: -fused[p])
+
+        results.append((f"zscore3 wd={wd} wc={wc}", *evaluate(ranker3)))
+
     # Pseudo-relevance feedback on the dense side (Rocchio): move the query toward the best chunks
     # of the top fused papers, search again, fuse again.
     collection = index.vectors.collection(create=False)

@@ -317,13 +317,17 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 7860,
     concurrency: Annotated[int, typer.Option(help="Questions answered at once; more wait in the queue.")] = 2,
+    llm: Annotated[str | None, typer.Option(
+        "--llm", help="Default backend for new tabs: extractive, openai or ollama [env RAG_LLM].")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Default LLM model name [env RAG_LLM_MODEL].")] = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
     """Serve the browser chat UI (Gradio) on the same index and functions as the CLI."""
     from rag.ui import launch
 
-    settings = _settings(data_dir=data_dir, collection=collection, embed_model=embed_model, chroma_url=chroma_url)
+    settings = _settings(llm=llm, llm_model=model, data_dir=data_dir, collection=collection,
+                         embed_model=embed_model, chroma_url=chroma_url)
     launch(settings, host=host, port=port, concurrency=concurrency)
 
 

@@ -282,6 +282,15 @@ class StreamingBackend:
             response.close()
 
     # -- messages ----------------------------------------------------------------------------
+    def _only_model(self, names: list[str], none: str, many: str) -> str:
+        """The default model is the server's only one; with none or several, the user must pick."""
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise self._fail(none)
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        raise self._fail(f"no model configured and {many.format(n=len(names))}; set RAG_LLM_MODEL to one of: {shown}")
+
     def _fail(self, detail: str) -> LLMError:
         message = f"{self.name} backend at {self.url}: {detail}"
         # The key lives only in the client's headers, whose repr httpx already masks as [secure].

@@ -87,9 +87,5 @@ class OllamaBackend(StreamingBackend):
         listing = self._get_json("api/tags")
         entries = listing.get("models") if isinstance(listing, dict) else None
         names = [e["name"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("name"), str)]
-        if len(names) == 1:
-            return names[0]
-        if not names:
-            raise self._fail("no model configured and none is pulled; run `ollama pull MODEL` and set RAG_LLM_MODEL")
-        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
-        raise self._fail(f"no model configured and {len(names)} are pulled; set RAG_LLM_MODEL to one of: {shown}")
+        return self._only_model(names, "no model configured and none is pulled; run `ollama pull MODEL` and set "
+                                "RAG_LLM_MODEL", "{n} are pulled")

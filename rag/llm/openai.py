@@ -128,10 +128,5 @@ class OpenAIBackend(StreamingBackend):
         listing = self._get_json("models")
         entries = listing.get("data") if isinstance(listing, dict) else None
         ids = [e["id"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("id"), str)]
-        if len(ids) == 1:
-            return ids[0]
-        if not ids:
-            raise self._fail("no model configured and GET /models lists none; set RAG_LLM_MODEL")
-        shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
-        raise self._fail(f"no model configured and the server serves {len(ids)}; set RAG_LLM_MODEL "
-                         f"to one of: {shown}")
+        return self._only_model(ids, "no model configured and GET /models lists none; set RAG_LLM_MODEL",
+                                "the server serves {n}")

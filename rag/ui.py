@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import itertools
 import os
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -226,6 +227,18 @@ def collection_status(settings: Settings, n_examples: int = 3) -> dict:
     return {"papers": info["papers"], "chunks": info["chunks"], "model": info["embed_model"], "examples": examples}
 
 
+def keep_upload(path: Path, data_dir: Path) -> Path:
+    """Uploads arrive in Gradio's temp dir, which is cleaned away: ingest a copy kept under the data
+    dir with the name the user gave it, so the catalog names a file that stays."""
+    folder = data_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target, n = folder / path.name, 1
+    while target.exists() and target.read_bytes() != path.read_bytes():
+        target, n = folder / f"{path.stem}-{n}{path.suffix}", n + 1
+    shutil.copyfile(path, target)
+    return target
+
+
 class App:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -328,9 +341,11 @@ class App:
         def step(done: int, total: int) -> None:
             progress((done, total), desc="Embedding chunks", unit="chunks")
 
+        kept = keep_upload(Path(path), self.settings.data_dir)
         try:
-            report = ingest([Path(path)], self.settings, progress=step)
+            report = ingest([kept], self.settings, progress=step)
         except RagError as e:
+            kept.unlink(missing_ok=True)  # nothing from it was indexed
             result = render_error(f"{Path(path).name}: {e}")
         else:
             result = render_report(report, Path(path).name)

@@ -362,3 +362,16 @@ class TestBrowser:
         expect(report).to_contain_text("binary file", timeout=60_000)
         shot(page, "bad-upload")
         assert page.locator("#status").inner_text() == before
+
+
+def test_uploads_are_kept_under_the_data_dir_by_their_own_name(tmp_path):
+    from rag.ui import keep_upload
+
+    upload = tmp_path / "gradio" / "abc123" / "my papers.jsonl"
+    upload.parent.mkdir(parents=True)
+    upload.write_text('{"title": "T", "abstract": "A."}\n')
+    kept = keep_upload(upload, tmp_path / "data")
+    assert kept == tmp_path / "data" / "uploads" / "my papers.jsonl" and kept.read_text() == upload.read_text()
+    assert keep_upload(upload, tmp_path / "data") == kept, "the same file again is not copied twice"
+    upload.write_text('{"title": "U", "abstract": "B."}\n')
+    assert keep_upload(upload, tmp_path / "data").name == "my papers-1.jsonl", "a different file keeps both"

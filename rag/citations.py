@@ -34,10 +34,6 @@ class Checked:
     removed: list[int]        # citation numbers that named no source
 
     @property
-    def unsupported(self) -> list[Verdict]:
-        return [v for v in self.verdicts if not v.supported]
-
-    @property
     def cited_numbers(self) -> list[int]:
         return sorted({n for v in self.verdicts for n in v.cited})
 

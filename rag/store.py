@@ -58,9 +58,6 @@ class Manifest:
     chunk_tokens: int
     chunk_overlap: int
 
-    def describe(self) -> str:
-        return f"{self.embed_model} ({self.model_fingerprint}), chunks of {self.chunk_tokens} word-pieces"
-
 
 def content_hash(paper: Paper) -> str:
     import hashlib

@@ -320,6 +320,10 @@ def ui(
     llm: Annotated[str | None, typer.Option(
         "--llm", help="Default backend for new tabs: extractive, openai or ollama [env RAG_LLM].")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Default LLM model name [env RAG_LLM_MODEL].")] = None,
+    lock_llm: Annotated[bool | None, typer.Option(
+        "--lock-llm/--no-lock-llm", show_default="locked unless --host is a loopback address",
+        help="Fix the answer backend, model and URLs to the server's; visitors cannot point the server "
+             "at another URL.")] = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
@@ -328,7 +332,7 @@ def ui(
 
     settings = _settings(llm=llm, llm_model=model, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
-    launch(settings, host=host, port=port, concurrency=concurrency)
+    launch(settings, host=host, port=port, concurrency=concurrency, lock_llm=lock_llm)
 
 
 @app.command()

@@ -240,8 +240,11 @@ def keep_upload(path: Path, data_dir: Path) -> Path:
 
 
 class App:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, lock_llm: bool = False):
         self.settings = settings
+        # Served beyond this machine, a page that lets any visitor aim the server at a URL of their
+        # choosing is a request-forgery hole: locked, only the server's own backend is used.
+        self.lock_llm = lock_llm
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
         self._askers: OrderedDict[tuple, Asker] = OrderedDict()
@@ -256,7 +259,10 @@ class App:
     def request_settings(self, backend: str, model: str, base_url: str, host: str, api_key: str,
                          top_k: float) -> Settings:
         """This request's copy of the settings. The server's own API key is only ever sent to the
-        server's own base URL: a user who points the UI elsewhere must bring their own key."""
+        server's own base URL: a user who points the UI elsewhere must bring their own key.
+        With the backend locked, only top-k comes from the page."""
+        if self.lock_llm:
+            return self.settings.model_copy(update={"top_k": max(1, min(int(top_k or self.settings.top_k), 50))})
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         base = self.settings
@@ -359,8 +365,9 @@ class App:
         return render_status(info, self.settings.llm), *buttons
 
 
-def build(settings: Settings, concurrency: int = 2) -> gr.Blocks:
-    app = App(settings)
+def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False) -> gr.Blocks:
+    app = App(settings, lock_llm)
+    editable = not lock_llm
     key_hint = "set on the server (OPENAI_API_KEY)" if settings.openai_api_key else "none"
     with gr.Blocks(analytics_enabled=False, title="rag: ask your paper abstracts") as demo:
         gr.Markdown("## rag: ask your paper abstracts\nEvery claim cites `[n]` a paper in the collection; "
@@ -382,12 +389,20 @@ def build(settings: Settings, concurrency: int = 2) -> gr.Blocks:
                 with gr.Column(scale=2):
                     sources = gr.HTML(render_sources([]), elem_id="sources")
             with gr.Accordion("Settings (this tab only)", open=False):
-                backend = gr.Radio(list(BACKENDS), value=settings.llm, label="Answer backend", elem_id="backend")
-                model = gr.Textbox(settings.llm_model or "", label="Model name (openai / ollama)", elem_id="model")
-                base_url = gr.Textbox(settings.openai_base_url, label="OpenAI-compatible base URL", elem_id="base-url")
-                host = gr.Textbox(settings.ollama_host, label="Ollama host", elem_id="ollama-host")
+                if lock_llm:
+                    gr.Markdown("The answer backend is fixed by the server (`rag ui --lock-llm`).",
+                                elem_classes="rag-note", elem_id="llm-locked")
+                backend = gr.Radio(list(BACKENDS), value=settings.llm, label="Answer backend", elem_id="backend",
+                                   interactive=editable)
+                model = gr.Textbox(settings.llm_model or "", label="Model name (openai / ollama)", elem_id="model",
+                                   interactive=editable)
+                base_url = gr.Textbox(settings.openai_base_url, label="OpenAI-compatible base URL", elem_id="base-url",
+                                      interactive=editable, visible=editable)
+                host = gr.Textbox(settings.ollama_host, label="Ollama host", elem_id="ollama-host",
+                                  interactive=editable, visible=editable)
                 api_key = gr.Textbox("", type="password", label="API key (openai)", elem_id="api-key",
-                                     placeholder=f"empty: {key_hint}; used for your requests only, never stored")
+                                     placeholder=f"empty: {key_hint}; used for your requests only, never stored",
+                                     interactive=editable, visible=editable)
                 top_k = gr.Slider(1, 20, value=min(settings.top_k, 20), step=1, label="Sources per answer (top-k)")
         with gr.Tab("Search", id="search"):
             with gr.Row():
@@ -423,8 +438,22 @@ def build(settings: Settings, concurrency: int = 2) -> gr.Blocks:
     return demo
 
 
-def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2) -> None:
-    demo = build(settings, concurrency)
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname: assume it is reachable from elsewhere
+
+
+def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2,
+           lock_llm: bool | None = None) -> None:
+    if lock_llm is None:
+        lock_llm = not is_loopback(host)
+    demo = build(settings, concurrency, lock_llm)
     demo.queue(default_concurrency_limit=concurrency)
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: no downloads
                               font_mono=["ui-monospace", "monospace"])
@@ -432,4 +461,8 @@ def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concur
                             prevent_thread_lock=True, theme=theme, css=CSS, run_history=False,
                             footer_links=["api", "settings"], max_file_size=f"{settings.max_file_mb}mb")
     print(f"rag ui: serving {settings.data_dir} at {url} (Ctrl-C to stop)", flush=True)
+    if lock_llm:
+        print(f"rag ui: answer backend locked to {settings.llm}"
+              + (f" ({settings.llm_model})" if settings.llm != "extractive" and settings.llm_model else "")
+              + "; visitors cannot change it (--no-lock-llm to allow)", flush=True)
     demo.block_thread()

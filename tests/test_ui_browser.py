@@ -107,6 +107,28 @@ def test_request_settings_never_send_the_server_key_elsewhere():
         app.request_settings("gpt", "", "", "", "", 5)
 
 
+def test_locked_backend_ignores_what_the_page_sends():
+    from rag.ui import App, build, is_loopback
+
+    server = Settings(llm="openai", llm_model="served", openai_base_url="http://llm.internal/v1",
+                      openai_api_key="sk-server")
+    app = App(server, lock_llm=True)
+    got = app.request_settings("ollama", "other", "http://169.254.169.254/v1", "http://attacker:11434", "sk-x", 3)
+    assert (got.llm, got.llm_model, got.openai_base_url, got.ollama_host) == (
+        "openai", "served", "http://llm.internal/v1", "http://127.0.0.1:11434")
+    assert got.openai_api_key.get_secret_value() == "sk-server" and got.top_k == 3
+    # The page shows the fields read-only and hides the URLs and key.
+    def fields(lock: bool) -> dict:
+        return {c.elem_id: c for c in build(server, lock_llm=lock).blocks.values() if getattr(c, "elem_id", None)}
+
+    locked, unlocked = fields(True), fields(False)
+    assert not locked["backend"].interactive and not locked["model"].interactive
+    assert not locked["base-url"].visible and not locked["api-key"].visible and "llm-locked" in locked
+    assert unlocked["base-url"].visible and unlocked["api-key"].visible and "llm-locked" not in unlocked
+    assert [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "192.168.1.5", "myhost")] == [
+        True, True, True, False, False, False]
+
+
 @pytest.mark.parametrize(("error", "expected"), [
     (IndexBusy("an ingest is writing to the index"), "The index is busy"),
     (IndexMissing("no index"), "Nothing is indexed yet"),

@@ -1,7 +1,9 @@
-"""Ollama backend on its real wire format (NDJSON from /api/chat), replayed through httpx.MockTransport."""
+"""Ollama backend replaying Ollama's own wire format (tests/fixtures/ollama, see its README) through
+httpx.MockTransport: NDJSON from /api/chat, JSON error bodies, the /api/tags listing."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -14,16 +16,17 @@ from rag.llm.http import RetryPolicy
 from rag.llm.ollama import OllamaBackend, normalize_host
 from rag.settings import Settings
 
-FIXTURES = Path(__file__).parent / "fixtures" / "llm"
+FIXTURES = Path(__file__).parent / "fixtures" / "ollama"
 HOST = "http://ollama.test:11434"
 MSGS = [Message("system", "Answer from the abstracts."), Message("user", "What is RAG?")]
-
-
+# A content line and the final done line of docs/api.md's streaming chat example.
+CHUNK, FINAL = (json.loads(s) for s in (FIXTURES / "chat_stream.ndjson").read_text().splitlines())
 
 
 def line(content: str = "", done: bool = False, **extra) -> dict:
-    return {"model": "llama3.2:1b", "created_at": "2024-11-22T14:03:51.1Z",
-            "message": {"role": "assistant", "content": content}, "done": done, **extra}
+    """The documented chunk (or final line) with other text; extra fields override."""
+    base = FINAL if done else CHUNK
+    return {**base, "message": {**base["message"], "content": content}, **extra}
 
 
 def ndjson(*objs: dict | str) -> bytes:
@@ -35,6 +38,16 @@ def ok(body: bytes | httpx.SyncByteStream) -> httpx.Response:
     if isinstance(body, bytes):
         return httpx.Response(200, headers=headers, content=body)
     return httpx.Response(200, headers=headers, stream=body)
+
+
+def upstream(name: str) -> httpx.Response:
+    return ok((FIXTURES / name).read_bytes())
+
+
+def error_body(name: str) -> httpx.Response:
+    """An upstream error body; the file name starts with its HTTP status (gin's c.JSON content type)."""
+    return httpx.Response(int(name.split("_")[0]), headers={"content-type": "application/json; charset=utf-8"},
+                          content=(FIXTURES / name).read_bytes())
 
 
 GOOD = ndjson(line("Hello"), line(" world"), line("", True, done_reason="stop", eval_count=2))
@@ -55,11 +68,9 @@ def fault(b: OllamaBackend, host: str = HOST) -> str:
 
 
 def test_recorded_stream_and_request_body():
-    replay = Replay(ok((FIXTURES / "ollama_chat_stream.ndjson").read_bytes()))
+    replay = Replay(upstream("chat_stream.ndjson"))
     b = backend(replay)
-    pieces = list(b.stream(MSGS))
-    assert "".join(pieces) == "Retrieval-augmented generation (RAG) combines search with a language model."
-    assert len(pieces) == 15  # the final done line's empty content is not a piece
+    assert list(b.stream(MSGS)) == ["The"]  # the final done line's empty content is not a piece
     request = replay.requests[0]
     assert str(request.url) == f"{HOST}/api/chat" and "authorization" not in request.headers
     assert json.loads(request.content) == {
@@ -94,16 +105,59 @@ def test_host_without_scheme_reaches_http_url():
     assert str(replay.requests[0].url) == f"{HOST}/api/chat"
 
 
+def test_final_line_without_message():
+    # docs/api.md's "With History" example: the done line has no "message" at all.
+    assert backend(Replay(upstream("chat_stream_history.ndjson"))).complete(MSGS) == "The"
+
+
+def test_done_line_may_carry_text():
+    # docs/api/streaming.mdx: the last, done line can still hold text.
+    body = ndjson(line("Hi"), line("!", True, done_reason="stop"))
+    assert backend(Replay(ok(body))).complete(MSGS) == "Hi!"
+
+
+def test_thinking_never_reaches_the_answer():
+    # Ollama thinks by default for thinking-capable models and streams it as message.thinking.
+    answer = backend(Replay(upstream("chat_stream_thinking.ndjson"))).complete(MSGS)
+    assert answer == "There are three."
+
+
+def test_length_keeps_the_cut_answer_and_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="rag.llm"):
+        assert backend(Replay(upstream("chat_stream_length.ndjson"))).complete(MSGS) == "The"
+    assert 'done_reason "length"' in caplog.text
+
+
+def test_length_spent_on_thinking():
+    message = fault(backend(Replay(upstream("chat_stream_thinking_length.ndjson"))))
+    assert "token limit" in message and "thinking" in message and "Okay" not in message
+
+
 def test_error_line_mid_stream():
-    body = ndjson(line("Par"), {"error": "an error was encountered while running the model: unexpected EOF"})
-    message = fault(backend(Replay(ok(body))))
-    assert "unexpected EOF" in message and "after 3 characters" in message
+    message = fault(backend(Replay(upstream("chat_stream_error.ndjson"))))
+    assert "server error in stream: an error was encountered while running the model" in message
+    assert "after 3 characters" in message
 
 
-def test_unknown_model_404():
-    replay = Replay(httpx.Response(404, json={"error": 'model "nope" not found, try pulling it first'}))
+@pytest.mark.parametrize("name", ["404_model_not_found.json", "404_model_not_found_try_pulling.json"])
+def test_unknown_model_404(name):
+    replay = Replay(error_body(name))
     message = fault(backend(replay, llm_model="nope"))
-    assert "HTTP 404" in message and "`ollama pull nope`" in message and "try pulling it first" in message
+    assert "HTTP 404" in message and "`ollama pull nope`" in message
+    assert json.loads((FIXTURES / name).read_text())["error"] in message  # the server's own words
+    assert len(replay.requests) == 1
+
+
+def test_model_that_cannot_chat_400():
+    replay = Replay(error_body("400_does_not_support_chat.json"))
+    message = fault(backend(replay, llm_model="bert"))
+    assert "HTTP 400" in message and '"bert" does not support chat' in message and len(replay.requests) == 1
+
+
+def test_cloud_model_without_signin_401():
+    replay = Replay(error_body("401_unauthorized.json"))
+    message = fault(backend(replay, llm_model="gpt-oss:120b-cloud"))
+    assert "HTTP 401" in message and "`ollama signin`" in message and "unauthorized" in message
     assert len(replay.requests) == 1
 
 
@@ -132,16 +186,23 @@ def test_empty_completion():
 
 
 def test_500_then_success_is_retried():
-    replay = Replay(httpx.Response(500, json={"error": "llama runner process has terminated"}), ok(GOOD))
+    replay = Replay(error_body("500_runner_terminated.json"), ok(GOOD))
     sleeps: list[float] = []
     assert backend(replay, sleeps).complete(MSGS) == "Hello world"
     assert sleeps == [0.5] and len(replay.requests) == 2
 
 
 def test_500_every_time():
-    replay = Replay(*[httpx.Response(500, json={"error": "llama runner process has terminated"})] * 3)
+    replay = Replay(*[error_body("500_runner_terminated.json") for _ in range(3)])
     message = fault(backend(replay))
     assert "HTTP 500" in message and "after 3 tries" in message and "llama runner process" in message
+
+
+def test_503_server_busy_is_retried():
+    replay = Replay(error_body("503_server_busy.json"), ok(GOOD))
+    sleeps: list[float] = []
+    assert backend(replay, sleeps).complete(MSGS) == "Hello world"
+    assert sleeps == [0.5] and len(replay.requests) == 2
 
 
 def test_connection_refused():
@@ -156,8 +217,13 @@ def test_read_timeout():
     assert "9 s" in message and "RAG_LLM_TIMEOUT" in message
 
 
+TAGS = json.loads((FIXTURES / "tags.json").read_text())  # docs/api.md: deepseek-r1:latest, llama3.2:latest
+
+
 def tags(*names: str) -> httpx.Response:
-    return httpx.Response(200, json={"models": [{"name": n, "model": n, "size": 1} for n in names]})
+    """docs/api.md's /api/tags listing, cut down or renamed to these names."""
+    entry = TAGS["models"][1]
+    return httpx.Response(200, json={"models": [{**entry, "name": n, "model": n} for n in names]})
 
 
 def test_default_model_when_exactly_one_is_pulled():
@@ -173,3 +239,10 @@ def test_default_model_needs_exactly_one(names):
     with pytest.raises(LLMError, match="RAG_LLM_MODEL") as info:
         backend(Replay(tags(*names)), llm_model=None)
     assert all(n in str(info.value) for n in names)
+
+
+def test_default_model_with_the_documented_listing():
+    listing = httpx.Response(200, content=(FIXTURES / "tags.json").read_bytes())
+    with pytest.raises(LLMError, match="2 are pulled") as info:
+        backend(Replay(listing), llm_model=None)
+    assert "deepseek-r1:latest, llama3.2:latest" in str(info.value)

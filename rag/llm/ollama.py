@@ -1,13 +1,15 @@
 """Ollama chat backend over its native API.
 
 Streams `POST {OLLAMA_HOST}/api/chat` as NDJSON: one `{"message": {"content": ...}, "done": false}`
-object a line, a last `"done": true` line with counters, and `{"error": "..."}` lines on faults.
+object a line, a last `"done": true` line with `done_reason` and counters, and `{"error": "..."}` lines on
+faults. Reasoning models also send `message.thinking`, which is never part of the answer.
 
 With no model configured, `GET /api/tags` decides: exactly one pulled model is used; none or several
 is an error listing them (a machine often holds an embedding model too, which cannot chat).
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from rag.settings import Settings
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
+log = logging.getLogger("rag.llm")
 
 
 def normalize_host(host: str) -> str:
@@ -37,6 +40,7 @@ def normalize_host(host: str) -> str:
 class NDJSONDecoder:
     def __init__(self) -> None:
         self.done = False
+        self._text = False  # any answer text so far
 
     def feed(self, line: str) -> str | None:
         if not line.strip():
@@ -44,10 +48,22 @@ class NDJSONDecoder:
         event = parse_json_line(line, "NDJSON")
         if event.get("error"):
             raise StreamFault(f"server error in stream: {event['error']}")
+        content = (event.get("message") or {}).get("content")
+        content = content if isinstance(content, str) else None
+        self._text = self._text or bool(content)
         if event.get("done"):
             self.done = True
-        content = (event.get("message") or {}).get("content")
-        return content if isinstance(content, str) else None
+            if event.get("done_reason") == "length":
+                self._hit_limit()
+        return content
+
+    def _hit_limit(self) -> None:
+        # "length": num_predict or the context ran out; the text so far is a cut-off answer.
+        if not self._text:
+            raise StreamFault('the model hit its token limit (done_reason "length") before any answer text; '
+                              "a reasoning model may have spent it all thinking")
+        log.warning('ollama: the answer was cut off at the model\'s token limit (done_reason "length"; '
+                    "see the model's num_predict and num_ctx)")
 
     def flush(self) -> str | None:
         return None
@@ -56,7 +72,8 @@ class NDJSONDecoder:
 class OllamaBackend(StreamingBackend):
     name = "ollama"
     chat_path = "api/chat"
-    auth_hint = "check the credentials of the proxy in front of Ollama"
+    # Ollama answers 401 {"error": "unauthorized", "signin_url": ...} for cloud models when not signed in.
+    auth_hint = "for a cloud model run `ollama signin`; else check the credentials of the proxy in front of Ollama"
     url_hint = "check OLLAMA_HOST"
 
     @classmethod
@@ -77,7 +94,8 @@ class OllamaBackend(StreamingBackend):
         return NDJSONDecoder()
 
     def _explain_status(self, status: int, server_says: str, path: str) -> str:
-        # Ollama answers an unknown model with 404 and {"error": "model \"x\" not found, try pulling it first"}.
+        # An unknown model is 404 {"error": "model 'x' not found"} (or older/scheduler:
+        # 'model "x" not found, try pulling it first'); an unknown path is 404 "404 page not found".
         if status == 404 and "model" in server_says.lower():
             return (f"HTTP 404: model {self.model!r} is not pulled here; run `ollama pull {self.model}` "
                     "or set RAG_LLM_MODEL")

@@ -1,0 +1,49 @@
+"""What the source parsers yield: a record (`_Rec`) or a `Rejected`, and the text keys both sides share.
+
+A module of its own so the parsers (`rag.pages`, `rag.records`) and the loader that dispatches to them and
+de-duplicates their records (`rag.sources`) can all import it without importing each other in a circle.
+`Rejected` is public through `rag.sources`; the rest is private to these modules.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rejected:
+    source: str            # file
+    location: str          # e.g. "line 12", "block 7", "record 3"
+    reason: str
+
+
+def clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _norm(text: str) -> str:
+    # Scrapes of one abstract differ in case, punctuation and spacing, never in letters (any script) or digits.
+    return " ".join(re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).casefold()).split())
+
+
+def _digest(text: str, normalised: bool = False) -> bytes:
+    # A digest, not the normalised text, keys the duplicate index so a big corpus is not held twice.
+    return hashlib.sha1((text if normalised else _norm(text)).encode()).digest()
+
+
+@dataclass
+class _Rec:
+    title: str
+    abstract: str
+    source: str
+    where: str
+    authors: int | None = None
+    date: str | None = None
+    own_id: str | None = None
+    splits: dict[bytes, str] | None = None   # 000 layout: abstract digest -> title, for every plausible seam
+
+
+def _not_utf8(data: bytes, start: int, base: int = 0) -> str:
+    return f"not UTF-8 text (byte 0x{data[start]:02x} at offset {base + start})"

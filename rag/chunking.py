@@ -8,7 +8,6 @@ tokenizer, and `split_text_metadata_aware` leaves room for the title.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,25 +32,29 @@ class Chunker:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.overlap = overlap
+        self._splitters: dict[int, object] = {}
 
     def count(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
-    @cached_property
-    def _splitter(self):
-        from llama_index.core.node_parser import SentenceSplitter
+    def _splitter(self, size: int):
+        """A splitter for passages of `size` word-pieces: the chunk's room once the title is in.
+        (llama-index's `split_text_metadata_aware` does the same sum but prints a warning to stdout
+        whenever the title takes most of a small chunk, which here is by design.)"""
+        if size not in self._splitters:
+            from llama_index.core.node_parser import SentenceSplitter
 
-        budget = self.max_tokens - SPECIAL_TOKENS
-        return SentenceSplitter(
-            chunk_size=budget,
-            chunk_overlap=min(self.overlap, budget // 4),
-            tokenizer=lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids,
-        )
+            self._splitters[size] = SentenceSplitter(
+                chunk_size=size, chunk_overlap=min(self.overlap, size // 4),
+                tokenizer=lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids)
+        return self._splitters[size]
 
     def _title(self, paper: Paper) -> str:
         title = paper.title
-        if title and self.count(title) > MAX_TITLE_TOKENS:
-            ids = self.tokenizer.encode(title, add_special_tokens=False).ids[:MAX_TITLE_TOKENS]
+        # Small chunks keep two thirds of their room for the passage.
+        cap = min(MAX_TITLE_TOKENS, self.max_tokens // 3)
+        if title and self.count(title) > cap:
+            ids = self.tokenizer.encode(title, add_special_tokens=False).ids[:cap]
             title = self.tokenizer.decode(ids)
         return title
 
@@ -62,7 +65,6 @@ class Chunker:
         if self.count(head + paper.abstract) <= budget:
             passages = [paper.abstract]
         else:
-            # The splitter subtracts the title's length from each chunk's budget.
-            passages = self._splitter.split_text_metadata_aware(paper.abstract, metadata_str=head)
+            passages = self._splitter(budget - self.count(head)).split_text(paper.abstract)
         return [Chunk(f"{paper.paper_id}:{i}", paper.paper_id, i, head + p)
                 for i, p in enumerate(passages) if p.strip()]

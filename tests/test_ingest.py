@@ -51,6 +51,24 @@ def test_chunks_carry_the_title_and_fit_the_embedder(seed_dir):
     assert multi > 50, "seed abstracts are longer than the embedder reads: many need a second chunk"
 
 
+@pytest.mark.parametrize("max_tokens", [32, 64])
+def test_small_chunks_with_a_long_title_split_quietly(max_tokens, capsys):
+    """RAG_CHUNK_TOKENS may be as small as 32: a long title is cut to a third of the chunk rather
+    than leaving no room (llama-index raised 'Metadata length is longer than chunk size')."""
+    from rag.chunking import Chunker
+    from rag.embedding import load_tokenizer, resolve_model
+    from rag.sources import Paper
+
+    tokenizer = load_tokenizer(resolve_model("all-MiniLM-L6-v2"))
+    title = "A Very Long Title About Low-Rank Adaptation of Large Language Models " * 3
+    abstract = " ".join(f"Sentence {i} reports that the method improves accuracy by {i} points." for i in range(12))
+    chunks = Chunker(tokenizer, max_tokens, 8).chunks(Paper("p", title, abstract, "x"))
+    assert len(chunks) > 3 and all(len(tokenizer.encode(c.text).ids) <= max_tokens for c in chunks)
+    assert all(c.text.startswith("a very long title") for c in chunks)  # the cut title, in every chunk
+    assert "11 points" in " ".join(c.text for c in chunks)  # nothing of the abstract is lost
+    assert capsys.readouterr().out == ""
+
+
 def test_reingest_embeds_nothing_and_is_fast(tmp_path):
     source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(12))
     settings = Settings(data_dir=tmp_path / "d")

@@ -379,6 +379,8 @@ class TestBrowser:
         report = page.locator("#ingest-report")
         expect(report).to_contain_text("no abstract column", timeout=60_000)
         expect(report).to_contain_text("nothing was changed")
+        # The handler empties the upload box; a second file set before that lands is lost (seen under load).
+        expect(page.locator("#upload")).not_to_contain_text("unknown_schema.csv", timeout=30_000)
         binary = tmp_path / "binary.jsonl"
         binary.write_bytes(bytes(range(256)) * 4)
         upload(page, binary)

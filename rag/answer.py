@@ -110,7 +110,10 @@ class Asker:
         asked = [m.content for m in history if m.role == "user"]
         if not asked:
             return question
-        backend = self.backend()
+        try:
+            backend = self.backend()
+        except LLMError:
+            backend = None  # unreachable server: _generate reports it, with the sources
         if backend is not None:
             turns = "\n".join(f"{m.role}: {m.content}" for m in history[-6:])
             prompt = self.templates["condense"].render(history=turns, question=question)
@@ -160,8 +163,14 @@ class Asker:
         yield Done(result)
 
     def _generate(self, question: str, sources: list[Source], result: Answer):
-        backend = self.backend()
         began = time.perf_counter()
+        try:
+            # With no model configured this asks the server which one it serves: a server that is
+            # down must cost the answer, not the sources already found.
+            backend = self.backend()
+        except LLMError as e:
+            result.error = str(e)
+            return ""
         if backend is None:
             from rag.llm import extractive
 

@@ -315,8 +315,8 @@ def eval_(
 @app.command()
 def ui(
     host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 7860,
-    concurrency: Annotated[int, typer.Option(help="Questions answered at once; more wait in the queue.")] = 2,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
+    concurrency: Annotated[int, typer.Option(min=1, help="Questions answered at once; more wait in the queue.")] = 2,
     llm: Annotated[str | None, typer.Option(
         "--llm", help="Default backend for new tabs: extractive, openai or ollama [env RAG_LLM].")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Default LLM model name [env RAG_LLM_MODEL].")] = None,

@@ -8,6 +8,7 @@ JavaScript is needed.
 """
 from __future__ import annotations
 
+import errno
 import html
 import itertools
 import os
@@ -449,8 +450,27 @@ def is_loopback(host: str) -> bool:
         return False  # a hostname: assume it is reachable from elsewhere
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail with one line before Gradio does: its own message for a busy port names its internals
+    (GRADIO_SERVER_PORT, launch()) and a bad host comes out as a uvicorn log line."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host!r} is not an address this machine can listen on ({e.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            hint = "another program uses it; pick another --port" if e.errno == errno.EADDRINUSE else "check --host"
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror} ({hint})") from None
+
+
 def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2,
            lock_llm: bool | None = None) -> None:
+    check_listen(host, port)
     if lock_llm is None:
         lock_llm = not is_loopback(host)
     demo = build(settings, concurrency, lock_llm)
@@ -460,7 +480,8 @@ def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concur
     _, url, _ = demo.launch(server_name=host, server_port=port, share=False, quiet=True, show_error=False,
                             prevent_thread_lock=True, theme=theme, css=CSS, run_history=False,
                             footer_links=["api", "settings"], max_file_size=f"{settings.max_file_mb}mb")
-    print(f"rag ui: serving {settings.data_dir} at {url} (Ctrl-C to stop)", flush=True)
+    where = f"all interfaces, port {port}" if host in ("0.0.0.0", "::") else url
+    print(f"rag ui: serving {settings.data_dir} at {where} (Ctrl-C to stop)", flush=True)
     if lock_llm:
         print(f"rag ui: answer backend locked to {settings.llm}"
               + (f" ({settings.llm_model})" if settings.llm != "extractive" and settings.llm_model else "")

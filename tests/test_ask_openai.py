@@ -48,6 +48,27 @@ def test_server_gone_gives_one_line_and_the_sources(gguf_server_stopped, seed_di
     assert "[1] LoRA-GA" in result.stdout, "the retrieved sources are still shown"
 
 
+@pytest.mark.parametrize("backend", ["openai", "ollama"])
+def test_no_model_and_no_server_still_answers_every_question_with_its_sources(backend, seed_dir):
+    """With no model set the backend first asks the server which model it serves; that failing
+    must cost each answer, not the sources, the JSON lines or the rest of the batch."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {"RAG_DATA_DIR": str(seed_dir), "OPENAI_BASE_URL": f"{url}/v1", "OLLAMA_HOST": url,
+           "RAG_LLM_MODEL": ""}
+    result = run_rag("ask", "-", "--llm", backend, "--json", env=env,
+                     input=f"{QUESTION}\nHow does QuantMCU reduce computation?\n")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == 2
+    assert all(a["sources"] and "cannot connect" in a["error"] and a["answer"] == "" for a in answers)
+    text = run_rag("ask", QUESTION, "--llm", backend, env=env)
+    assert text.returncode == 1 and "[1] LoRA-GA" in text.stdout
+
+
 @pytest.fixture
 def gguf_server_stopped(tmp_path):
     gguf = smollm2_gguf()

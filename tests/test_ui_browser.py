@@ -129,6 +129,21 @@ def test_locked_backend_ignores_what_the_page_sends():
         True, True, True, False, False, False]
 
 
+def test_busy_port_and_bad_host_fail_in_one_line_before_gradio_starts():
+    from rag.errors import ConfigError
+    from rag.ui import check_listen
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}: .*pick another --port"):
+            check_listen("127.0.0.1", port)
+    check_listen("127.0.0.1", port)  # free again: no error
+    with pytest.raises(ConfigError, match="--host 'no-such-host.invalid' is not an address"):
+        check_listen("no-such-host.invalid", 7860)
+
+
 @pytest.mark.parametrize(("error", "expected"), [
     (IndexBusy("an ingest is writing to the index"), "The index is busy"),
     (IndexMissing("no index"), "Nothing is indexed yet"),

@@ -86,7 +86,9 @@ def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(
         help="Files or directories: seed pages (.txt), JSONL/CSV with title+abstract, BEIR corpus.jsonl. "
              "Default: seeds/.", show_default=False)] = None,
-    rebuild: Annotated[bool, typer.Option(help="Drop the collection first and index everything again.")] = False,
+    rebuild: Annotated[bool, typer.Option(
+        help="Drop the whole collection, then index only the PATHS given (or the seeds). "
+             "Papers from other files are gone until you ingest them again.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding batch.")] = None,
     device: Annotated[str | None, typer.Option(help="Torch device for embedding (cpu, cuda).")] = None,

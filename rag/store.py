@@ -69,6 +69,8 @@ def content_hash(paper: Paper) -> str:
 def locked(data_dir: Path, exclusive: bool, wait: float = 10.0) -> Iterator[None]:
     """Writers exclude everyone; readers share. Two processes opening one persistent Chroma
     folder while one writes is unsafe upstream, so we never let that happen."""
+    if not exclusive and not data_dir.is_dir():  # a reader has nothing to read: leave no dir behind
+        raise IndexMissing(f"no index in {data_dir}; run `rag ingest` first")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)

@@ -86,3 +86,10 @@ def test_unusable_data_dir_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     result = run_rag("ingest", str(SEEDS), env={"RAG_DATA_DIR": str(not_a_dir / "sub")})
     assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+def test_search_on_a_missing_data_dir_says_so_and_creates_nothing(tmp_path):
+    missing = tmp_path / "never-ingested"
+    result = run_rag("search", "anything", env={"RAG_DATA_DIR": str(missing)})
+    assert result.returncode != 0 and "no index in" in result.stderr and "rag ingest" in result.stderr
+    assert not missing.exists()

@@ -161,3 +161,21 @@ def test_streamed_tokens_join_to_the_answer(seed_settings):
     events = list(Asker(seed_settings, backend=backend).stream("What does LoRA-GA align at the first step?"))
     text = "".join(e.text for e in events if isinstance(e, Token)).strip()
     assert text == events[-1].answer.answer
+
+
+def test_extractive_answer_is_not_padded_with_a_weak_match_from_another_paper():
+    from rag.llm import extractive
+
+    quant = ("QuantMCU: value-driven mixed-precision quantization",
+             "We propose QuantMCU, which uses value-driven mixed-precision quantization to reduce redundant "
+             "computation on microcontrollers. QuantMCU can reduce computation by 2.2x on average.")
+    pruning = ("A three-regime model of network pruning",
+               "To address this gap, we introduce a model grounded in the statistical mechanics of learning.")
+    text = extractive.answer("How does QuantMCU reduce computation on microcontrollers with a model?",
+                             [(1, *quant), (2, *pruning)])
+    assert "[1]" in text and "2.2x" in text
+    assert "[2]" not in text and "statistical mechanics" not in text
+    # A second paper that matches about as well as the first is still quoted.
+    both = extractive.answer("Which papers reduce computation on microcontrollers?",
+                             [(1, *quant), (2, "TinyOps", "TinyOps reduces computation on microcontrollers by 3x.")])
+    assert "[1]" in both and "[2]" in both

@@ -52,7 +52,8 @@ def write_report(results: dict, directory: Path) -> Path:
                   for m, v in b["modes"].items()]
     if "retrieval" in results:
         metrics = ["hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "recall@10"]
-        lines += [f"{results['questions']} questions: {results['by_type']}.", "",
+        counts = ", ".join(f"{n} {t}" for t, n in results["by_type"].items())
+        lines += [f"{results['questions']} questions: {counts}.", "",
                   "| mode | type | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
         for mode, r in results["retrieval"].items():
             lines.append(f"| **{mode}** | all | " + " | ".join(f"{r['all'][m]:.3f}" for m in metrics) + " |")
@@ -64,7 +65,9 @@ def write_report(results: dict, directory: Path) -> Path:
         for key in ("cites_gold", "contains_fact", "citation_validity", "supported_citations",
                     "refusal_accuracy", "false_refusal_rate", "errors", "overhead_ms_p50"):
             lines.append(f"| {key} | {answers[key]} |")
-        lines.append(f"| refusal calibration | {answers['refusal_calibration']} |")
+        calibration = answers["refusal_calibration"]
+        lines.append(f"| refusal threshold with the best balanced accuracy | {calibration['best_threshold']} "
+                     f"(balanced accuracy {calibration['balanced_accuracy']}) |")
     for png in _plots(results, directory):
         lines += ["", f"![{png}]({png})"]
     if results.get("failures"):

@@ -80,7 +80,9 @@ def test_cli_eval_gates_and_writes_a_report(seed_dir, tmp_path):
     assert results["questions"] >= 60 and results["by_type"]["unanswerable"] >= 10
     assert set(results["retrieval"]) == {"dense", "bm25", "hybrid"}
     assert results["answers"]["citation_validity"] == 1.0
-    assert (report / "README.md").read_text().startswith("# rag eval report")
+    page = (report / "README.md").read_text()
+    assert page.startswith("# rag eval report")
+    assert "38 lookup" in page and "{" not in page, "counts and calibration read as prose, not Python dicts"
     assert (report / "hit_rate_at_k.png").stat().st_size > 1000 and (report / "latency.png").is_file()
     strict = tmp_path / "strict.toml"
     strict.write_text('[retrieval.hybrid]\n"hit@1" = 1.01\n')

@@ -100,8 +100,13 @@ def ingest(
 
     settings = _settings(batch_size=batch_size, device=device, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
-    with _ingest_progress(as_json) as progress:
-        report = run_ingest(paths or _default_sources(), settings, progress=progress, rebuild=rebuild)
+    try:
+        with _ingest_progress(as_json) as progress:
+            report = run_ingest(paths or _default_sources(), settings, progress=progress, rebuild=rebuild)
+    except KeyboardInterrupt:
+        # Papers are committed in batches: what finished is indexed, the rest is not half-written.
+        err.print("interrupted: papers committed so far stay indexed; run the same command again to finish")
+        raise typer.Exit(130) from None
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
         return
@@ -223,7 +228,8 @@ def ask(
         if as_json:
             print(json.dumps(answer.as_dict(), ensure_ascii=False))
         else:
-            out.print()
+            if answer.answer or not answer.error:
+                out.print()  # ends the streamed line
             _print_answer_tail(answer)
         return 1 if answer.error else 0
 

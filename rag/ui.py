@@ -262,13 +262,13 @@ class App:
         """This request's copy of the settings. The server's own API key is only ever sent to the
         server's own base URL: a user who points the UI elsewhere must bring their own key.
         With the backend locked, only top-k comes from the page."""
+        base = self.settings
+        k = max(1, min(int(top_k or base.top_k), 50))
         if self.lock_llm:
-            return self.settings.model_copy(update={"top_k": max(1, min(int(top_k or self.settings.top_k), 50))})
+            return base.model_copy(update={"top_k": k})
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        base = self.settings
-        update: dict = {"llm": backend, "llm_model": (model or "").strip() or base.llm_model,
-                        "top_k": max(1, min(int(top_k or base.top_k), 50)),
+        update: dict = {"llm": backend, "llm_model": (model or "").strip() or base.llm_model, "top_k": k,
                         "openai_base_url": (base_url or "").strip().rstrip("/") or base.openai_base_url,
                         "ollama_host": (host or "").strip().rstrip("/") or base.ollama_host}
         if (api_key or "").strip():

@@ -3,7 +3,7 @@
 all-MiniLM-L6-v2 reads 256 word-pieces (two of them [CLS]/[SEP]); seed abstracts
 average about 300, so an unchunked abstract would lose its end. llama-index's
 SentenceSplitter does the sentence-aware splitting, measured with the embedder's own
-tokenizer, and `split_text_metadata_aware` leaves room for the title.
+tokenizer, into passages that leave room for the title.
 """
 from __future__ import annotations
 

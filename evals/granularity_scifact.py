@@ -86,20 +86,23 @@ class Views:
                       else self.docs[d]["text"], "scifact"))]
             return [p for p, _ in out], [t for _, t in out]
 
+        def cached(name: str, ids) -> tuple[np.ndarray, np.ndarray]:
+            # The ids are kept beside the vectors: a cache made by another chunker still lines up.
+            ids_file = self.cache / f"{name}.ids.json"
+            if not ids_file.exists():
+                pids, texts = chunk(ids)
+                np.save(self.cache / f"{name}.npy", self._encode(texts))
+                ids_file.write_text(json.dumps([f"{p}:{i}" for i, p in enumerate(pids)]))
+            pids = np.array([i.rsplit(":", 1)[0] for i in json.loads(ids_file.read_text())])
+            return np.load(self.cache / f"{name}.npy"), pids
+
         name = f"c{tokens}o{overlap}"
-        ids_file = self.cache / f"{name}.ids.json"
-        if not ids_file.exists():
-            pids, texts = chunk(self.docs)
-            np.save(self.cache / f"{name}.npy", self._encode(texts))
-            ids_file.write_text(json.dumps([f"{p}:{i}" for i, p in enumerate(pids)]))
-        vectors = np.load(self.cache / f"{name}.npy")
-        pids = np.array([i.rsplit(":", 1)[0] for i in json.loads(ids_file.read_text())])
+        vectors, pids = cached(name, self.docs)
         if not masked:
             return vectors, pids
-        mpids, texts = chunk([d for d in self.docs if d in self.masked])  # corpus order, as cached
-        mvectors = self._cached(f"{name}-masked", lambda: self._encode(texts))
+        mvectors, mpids = cached(f"{name}-masked", [d for d in self.docs if d in self.masked])
         keep = ~np.isin(pids, list(self.masked))
-        return np.concatenate([vectors[keep], mvectors]), np.concatenate([pids[keep], np.array(mpids)])
+        return np.concatenate([vectors[keep], mvectors]), np.concatenate([pids[keep], mpids])
 
     def _best_per_paper(self, vectors: np.ndarray, pids: np.ndarray, n: int = 1500) -> list[dict[str, float]]:
         out = []

@@ -185,8 +185,9 @@ def test_empty_completion():
     assert "empty completion" in fault(backend(Replay(ok(ndjson(line("", True, done_reason="stop"))))))
 
 
-def test_500_then_success_is_retried():
-    replay = Replay(error_body("500_runner_terminated.json"), ok(GOOD))
+@pytest.mark.parametrize("body", ["500_runner_terminated.json", "503_server_busy.json"])
+def test_server_error_then_success_is_retried(body):
+    replay = Replay(error_body(body), ok(GOOD))
     sleeps: list[float] = []
     assert backend(replay, sleeps).complete(MSGS) == "Hello world"
     assert sleeps == [0.5] and len(replay.requests) == 2
@@ -196,13 +197,6 @@ def test_500_every_time():
     replay = Replay(*[error_body("500_runner_terminated.json") for _ in range(3)])
     message = fault(backend(replay))
     assert "HTTP 500" in message and "after 3 tries" in message and "llama runner process" in message
-
-
-def test_503_server_busy_is_retried():
-    replay = Replay(error_body("503_server_busy.json"), ok(GOOD))
-    sleeps: list[float] = []
-    assert backend(replay, sleeps).complete(MSGS) == "Hello world"
-    assert sleeps == [0.5] and len(replay.requests) == 2
 
 
 def test_connection_refused():

@@ -9,20 +9,26 @@ is an error listing them (a machine often holds an embedding model too, which ca
 """
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from rag.llm.base import Message
-from rag.llm.http import RetryPolicy, StreamFault, StreamingBackend, make_client, parse_json_line, with_scheme
+from rag.llm.http import (
+    RetryPolicy,
+    StreamFault,
+    StreamingBackend,
+    log,
+    make_client,
+    parse_json_line,
+    with_scheme,
+)
 
 if TYPE_CHECKING:
     from rag.settings import Settings
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
-log = logging.getLogger("rag.llm")
 
 
 def normalize_host(host: str) -> str:

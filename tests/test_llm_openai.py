@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import statistics
 import time
@@ -146,6 +147,20 @@ def test_nothing_after_done_is_read():
 
 def test_missing_done_after_finish_reason_is_accepted():
     assert backend(Replay(ok(sse(delta("x"), delta(None, "stop"))))).complete(MSGS) == "x"
+
+
+def test_length_keeps_the_cut_answer_and_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="rag.llm"):
+        answer = backend(Replay(ok(sse(delta("The answer is"), delta(None, "length"), "[DONE]")))).complete(MSGS)
+    assert answer == "The answer is"
+    assert 'finish_reason "length"' in caplog.text and "cut off" in caplog.text
+
+
+def test_length_spent_on_reasoning():
+    # vLLM and llama.cpp stream a reasoning model's thinking as delta.reasoning_content, never as content.
+    thinking = {"choices": [{"index": 0, "delta": {"reasoning_content": "Okay, let me"}, "finish_reason": None}]}
+    message = fault(backend(Replay(ok(sse(thinking, delta(None, "length"), "[DONE]")))))
+    assert "token limit" in message and "thinking" in message and "Okay" not in message
 
 
 def test_multiline_data_event_is_joined():

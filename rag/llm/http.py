@@ -61,6 +61,15 @@ class StreamFault(Exception):
     """Raised by a line decoder; the backend adds its name, URL and how much had arrived."""
 
 
+def token_limit_reached(backend: str, signal: str, had_text: bool, hint: str) -> None:
+    """The server stopped at the model's token limit. Text so far is a cut-off answer worth keeping
+    (with a warning); none at all usually means a reasoning model spent the budget thinking."""
+    if not had_text:
+        raise StreamFault(f"the model hit its token limit ({signal}) before any answer text; "
+                          "a reasoning model may have spent it all thinking")
+    log.warning(f"{backend}: the answer was cut off at the model's token limit ({signal}; {hint})")
+
+
 class LineDecoder(Protocol):
     done: bool  # the server said the answer is complete
 

@@ -19,9 +19,9 @@ from rag.llm.http import (
     RetryPolicy,
     StreamFault,
     StreamingBackend,
-    log,
     make_client,
     parse_json_line,
+    token_limit_reached,
     with_scheme,
 )
 
@@ -59,17 +59,10 @@ class NDJSONDecoder:
         self._text = self._text or bool(content)
         if event.get("done"):
             self.done = True
-            if event.get("done_reason") == "length":
-                self._hit_limit()
+            if event.get("done_reason") == "length":  # num_predict or the context ran out
+                token_limit_reached("ollama", 'done_reason "length"', self._text,
+                                    "see the model's num_predict and num_ctx")
         return content
-
-    def _hit_limit(self) -> None:
-        # "length": num_predict or the context ran out; the text so far is a cut-off answer.
-        if not self._text:
-            raise StreamFault('the model hit its token limit (done_reason "length") before any answer text; '
-                              "a reasoning model may have spent it all thinking")
-        log.warning('ollama: the answer was cut off at the model\'s token limit (done_reason "length"; '
-                    "see the model's num_predict and num_ctx)")
 
     def flush(self) -> str | None:
         return None

@@ -21,6 +21,7 @@ from rag.llm.http import (
     error_text,
     make_client,
     parse_json_line,
+    token_limit_reached,
     with_scheme,
 )
 
@@ -40,6 +41,7 @@ class SSEDecoder:
     def __init__(self) -> None:
         self.done = False
         self._finished = False   # a choice carried finish_reason: the answer itself is whole
+        self._text = False       # any answer text so far
         self._data: list[str] = []
 
     def feed(self, line: str) -> str | None:
@@ -77,10 +79,15 @@ class SSEDecoder:
         choice = choices[0]
         if not isinstance(choice, dict):
             raise StreamFault(f"malformed SSE data {data[:80]!r}")
+        content = (choice.get("delta") or {}).get("content")
+        content = content if isinstance(content, str) else None
+        self._text = self._text or bool(content)
         if choice.get("finish_reason"):
             self._finished = True
-        content = (choice.get("delta") or {}).get("content")
-        return content if isinstance(content, str) else None
+            if choice["finish_reason"] == "length":  # max_tokens or the server's context ran out
+                token_limit_reached("openai", 'finish_reason "length"', self._text,
+                                    "see the server's max_tokens and context size")
+        return content
 
 
 def _says_unknown_model(server_says: str) -> bool:

@@ -265,9 +265,10 @@ def _format_eval(results: dict) -> None:
         table = Table(title=f"answers (backend {answers['backend']})")
         table.add_column("metric")
         table.add_column("value")
-        for key in ("cites_gold", "contains_fact", "citation_validity", "supported_citations",
-                    "refusal_accuracy", "false_refusal_rate", "errors", "overhead_ms_p50"):
-            table.add_row(key, str(answers[key]))
+        from rag.evaluate import answer_table
+
+        for row in answer_table(answers):
+            table.add_row(*row)
         cal = answers["refusal_calibration"]
         if cal:
             table.add_row("refusal threshold (best / shipped)",

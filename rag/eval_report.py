@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from rag.errors import ConfigError
+from rag.evaluate import answer_table
 
 
 def _plots(results: dict, directory: Path) -> list[str]:
@@ -62,9 +63,7 @@ def write_report(results: dict, directory: Path) -> Path:
     answers = results.get("answers")
     if answers:
         lines += ["", f"## Answers (backend `{answers['backend']}`)", "", "| metric | value |", "|---|---|"]
-        for key in ("cites_gold", "contains_fact", "citation_validity", "supported_citations",
-                    "refusal_accuracy", "false_refusal_rate", "errors", "overhead_ms_p50"):
-            lines.append(f"| {key} | {answers[key]} |")
+        lines += [f"| {key} | {value} |" for key, value in answer_table(answers)]
         calibration = answers["refusal_calibration"]
         lines.append(f"| refusal threshold with the best balanced accuracy | {calibration['best_threshold']} "
                      f"(balanced accuracy {calibration['balanced_accuracy']}) |")

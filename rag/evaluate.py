@@ -93,6 +93,18 @@ def ranking_metrics(ranked: list[str], gold: set[str]) -> dict[str, float]:
             "recall@100": score(Recall(), 100)}
 
 
+ANSWER_METRICS = ("cites_gold", "contains_fact", "citation_validity", "supported_citations",
+                  "refusal_accuracy", "false_refusal_rate", "errors", "overhead_ms_p50")
+
+
+def answer_table(answers: dict) -> list[tuple[str, str]]:
+    """The answer metrics as (name, shown value) rows, as the terminal table and the report print them."""
+    def show(value) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return [(key, f"{answers[key]:.1f}" if key == "overhead_ms_p50" else show(answers[key]))
+            for key in ANSWER_METRICS]
+
+
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     # 6 places: the tables print 3, and rounding twice would turn 0.85246 into 0.853.
     return {k: round(statistics.fmean(r[k] for r in rows), 6) for k in rows[0]} if rows else {}

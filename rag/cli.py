@@ -87,8 +87,9 @@ def ingest(
         help="Files or directories: seed pages (.txt), JSONL/CSV with title+abstract, BEIR corpus.jsonl. "
              "Default: seeds/.", show_default=False)] = None,
     rebuild: Annotated[bool, typer.Option(
-        help="Drop the whole collection, then index only the PATHS given (or the seeds). "
-             "Papers from other files are gone until you ingest them again.")] = False,
+        help="Re-index only the PATHS given (or the seeds) into a new collection that replaces the old "
+             "one when complete; until then searches use the old one. Papers from other files are gone "
+             "afterwards until you ingest them again.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding batch.")] = None,
     device: Annotated[str | None, typer.Option(help="Torch device for embedding (cpu, cuda).")] = None,
@@ -104,8 +105,11 @@ def ingest(
         with _ingest_progress(as_json) as progress:
             report = run_ingest(paths or _default_sources(), settings, progress=progress, rebuild=rebuild)
     except KeyboardInterrupt:
-        # Papers are committed in batches: what finished is indexed, the rest is not half-written.
-        err.print("interrupted: papers committed so far stay indexed; run the same command again to finish")
+        if rebuild:
+            err.print("interrupted: the index is as it was before; run the same command again to rebuild")
+        else:
+            # Papers are committed in batches: what finished is indexed, the rest is not half-written.
+            err.print("interrupted: papers committed so far stay indexed; run the same command again to finish")
         raise typer.Exit(130) from None
     if as_json:
         out.print_json(json.dumps(report.as_dict()))

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from rag.errors import ConfigError, ModelMismatch, SourceError
 from rag.settings import Settings
-from rag.sources import Rejected, load
+from rag.sources import Paper, Rejected, load
 from rag.store import Index, Manifest, content_hash, locked
 
 # Papers embedded and committed together: small enough that a killed run loses little,
 # large enough to keep the encoder's batches full.
 PAPERS_PER_COMMIT = 128
+STAGING_SUFFIX = "-rebuild"  # `--rebuild` builds collection "<name>-rebuild", then swaps it in
 
 Progress = Callable[[int, int], None]  # (chunks embedded so far, total chunks to embed)
 
@@ -53,7 +54,7 @@ def _check_manifest(existing: Manifest | None, wanted: Manifest, root: Path) -> 
 
 
 def drop_collection(settings: Settings) -> None:
-    """Forget a collection entirely (vectors, catalog, BM25) for --rebuild."""
+    """Forget a collection entirely (vectors, catalog, BM25)."""
     from chromadb.errors import NotFoundError
 
     from rag.store import VectorStore
@@ -84,40 +85,67 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
 
     with locked(settings.data_dir, exclusive=True):
         if rebuild:
-            drop_collection(settings)
-        index = Index(settings)
-        try:
-            chunk_tokens = min(settings.chunk_tokens, model.max_tokens)
-            wanted = Manifest(model.name, model.fingerprint, 0, chunk_tokens, settings.chunk_overlap)
-            existing = index.catalog.manifest()
-            _check_manifest(existing, wanted, index.root)
-
-            known = index.catalog.hashes()
-            todo = [p for p in loaded.papers if known.get(p.paper_id) != content_hash(p)]
-            report.updated = sum(1 for p in todo if p.paper_id in known)
-            report.added = len(todo) - report.updated
-            report.unchanged = len(loaded.papers) - len(todo)
-
-            encoder = None
-            if todo:
-                encoder, report.chunks_embedded = _embed(todo, known, index, model, wanted, existing,
-                                                         settings, progress)
-            manifest = index.catalog.manifest()
-            onnx_dir = index.onnx_dir(manifest)
-            if not (onnx_dir / "model.onnx").is_file():
-                from rag.embedding import DocEncoder
-
-                (encoder or DocEncoder(model, settings.device)).export_onnx(onnx_dir)
-            if todo or index.bm25.needs_build():
-                index.bm25.build(list(index.catalog.all_papers()))
-                index.catalog.bump_generation()
-            index.catalog.record_files(_papers_per_file(loaded.papers, loaded.files))
-            counts = index.catalog.counts()
-            report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
-        finally:
-            index.close()
+            # Built beside the live collection and swapped in at the end: a rebuild that fails or is
+            # interrupted leaves the old index answering, and the next --rebuild starts afresh.
+            staging = settings.model_copy(update={"collection": settings.collection + STAGING_SUFFIX})
+            drop_collection(staging)
+            _index(loaded.papers, loaded.files, staging, model, report, progress)
+            _swap_in(staging, settings)
+        else:
+            _index(loaded.papers, loaded.files, settings, model, report, progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _index(papers: list[Paper], files: list[str], settings: Settings, model, report: IngestReport,
+           progress: Progress | None) -> None:
+    index = Index(settings)
+    try:
+        chunk_tokens = min(settings.chunk_tokens, model.max_tokens)
+        wanted = Manifest(model.name, model.fingerprint, 0, chunk_tokens, settings.chunk_overlap)
+        existing = index.catalog.manifest()
+        _check_manifest(existing, wanted, index.root)
+
+        known = index.catalog.hashes()
+        todo = [p for p in papers if known.get(p.paper_id) != content_hash(p)]
+        report.updated = sum(1 for p in todo if p.paper_id in known)
+        report.added = len(todo) - report.updated
+        report.unchanged = len(papers) - len(todo)
+
+        encoder = None
+        if todo:
+            encoder, report.chunks_embedded = _embed(todo, known, index, model, wanted, existing,
+                                                     settings, progress)
+        manifest = index.catalog.manifest()
+        onnx_dir = index.onnx_dir(manifest)
+        if not (onnx_dir / "model.onnx").is_file():
+            from rag.embedding import DocEncoder
+
+            (encoder or DocEncoder(model, settings.device)).export_onnx(onnx_dir)
+        if todo or index.bm25.needs_build():
+            index.bm25.build(list(index.catalog.all_papers()))
+            index.catalog.bump_generation()
+        index.catalog.record_files(_papers_per_file(papers, files))
+        counts = index.catalog.counts()
+        report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
+    finally:
+        index.close()
+
+
+def _swap_in(staging: Settings, live: Settings) -> None:
+    """Replace the live collection by the staged one: vectors by renaming the Chroma collection,
+    catalog and BM25 by renaming the directory. Readers notice the new catalog file and reopen."""
+    from chromadb.errors import NotFoundError
+
+    from rag.store import VectorStore
+
+    client = VectorStore(live)._client()
+    with contextlib.suppress(NotFoundError):
+        client.delete_collection(live.collection)
+    client.get_collection(staging.collection, embedding_function=None).modify(name=live.collection)
+    live_dir, staged_dir = live.data_dir / live.collection, staging.data_dir / staging.collection
+    shutil.rmtree(live_dir, ignore_errors=True)
+    staged_dir.rename(live_dir)
 
 
 def _embed(todo, known, index: Index, model, wanted: Manifest, existing: Manifest | None,

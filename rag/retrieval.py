@@ -77,16 +77,24 @@ class Retriever:
     def __init__(self, settings: Settings):
         self.settings = settings
         with locked(settings.data_dir, exclusive=False):
-            self.index = Index.open_for_query(settings)
-            self.manifest = self.index.catalog.manifest()
-            self._generation = self.index.catalog.generation()
+            self._open()
         self._encoder = None
         # The UI's worker threads share one Retriever: SQLite, Chroma and bm25s are not
         # promised to be safe across threads, and a search takes ~10 ms, so serialise.
         self._mutex = threading.Lock()
 
+    def _open(self) -> None:
+        self.index = Index.open_for_query(self.settings)
+        self.manifest = self.index.catalog.manifest()
+        self._generation = self.index.catalog.generation()
+
     def _refresh_if_changed(self) -> None:
         """Another process ingested since we opened: reopen Chroma and BM25 (held under the lock)."""
+        if self.index.catalog.replaced():  # a rebuild swapped in a whole new collection
+            self.index.close()
+            self.index.vectors.forget()
+            self._open()  # the same model (open checks it), so the query encoder stays
+            return
         generation = self.index.catalog.generation()
         if generation != self._generation:
             self.index.vectors.forget()

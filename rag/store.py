@@ -106,11 +106,19 @@ class Catalog:
             # Threads of one process (the UI's workers) share it; Retriever serialises the use.
             self.db = sqlite3.connect(path, check_same_thread=False)
             self.db.executescript(SCHEMA)
+            self._inode = os.stat(path).st_ino
         except sqlite3.DatabaseError as e:
             raise RagError(f"index catalog {path} is unreadable ({e}); move it away and re-ingest") from None
 
     def close(self) -> None:
         self.db.close()
+
+    def replaced(self) -> bool:
+        """Another file now sits at our path (`rag ingest --rebuild` swapped a new index in)."""
+        try:
+            return os.stat(self.path).st_ino != self._inode
+        except FileNotFoundError:
+            return True
 
     def manifest(self) -> Manifest | None:
         row = self.db.execute("select value from meta where key='manifest'").fetchone()

@@ -169,6 +169,59 @@ def test_open_retriever_sees_an_ingest_from_another_process(tmp_path):
         assert retriever.search(query, k=1, mode=mode)[0].paper_id == "needle", mode
 
 
+def _chroma_collections(settings) -> set[str]:
+    from rag.store import VectorStore
+
+    return {c.name for c in VectorStore(settings)._client().list_collections()}
+
+
+def test_rebuild_replaces_the_index_and_an_open_retriever_follows(tmp_path):
+    from rag.retrieval import Retriever
+
+    data = tmp_path / "d"
+    settings = Settings(data_dir=data)
+    ingest([write_jsonl(tmp_path / "a.jsonl", synthetic_papers(3))], settings)
+    retriever = Retriever(settings)  # a UI left running across the rebuild
+    needle = [{"id": "needle", "title": "Protein folding with diffusion models",
+               "abstract": "We predict protein structures by denoising diffusion over residue frames."}]
+    result = run_rag("ingest", "--rebuild", str(write_jsonl(tmp_path / "b.jsonl", needle)),
+                     env={"RAG_DATA_DIR": str(data)})
+    assert result.returncode == 0, result.stderr
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = retriever.search("model data learning protein folding", k=5, mode=mode)
+        assert [h.paper_id for h in hits] == ["needle"], mode
+    assert Index(settings).catalog.counts()["papers"] == 1
+    assert _chroma_collections(settings) == {"papers"}
+    assert not (data / "papers-rebuild").exists()
+
+
+def test_interrupted_rebuild_leaves_the_old_index(tmp_path, monkeypatch):
+    from rag import ingest as ingest_module
+    from rag.retrieval import Retriever
+
+    settings = Settings(data_dir=tmp_path / "d")
+    old = write_jsonl(tmp_path / "a.jsonl", synthetic_papers(3))
+    ingest([old], settings)
+    new = write_jsonl(tmp_path / "b.jsonl", synthetic_papers(2, seed=7)[:1])
+    real_embed = ingest_module._embed
+
+    def interrupted(*args, **kwargs):
+        real_embed(*args, **kwargs)  # the staged collection is half built when Ctrl-C lands
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest_module, "_embed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([new], settings, rebuild=True)
+    hits = Retriever(settings).search("synthetic study", k=10)
+    assert sorted(h.paper_id for h in hits) == ["syn-0", "syn-1", "syn-2"]
+
+    monkeypatch.setattr(ingest_module, "_embed", real_embed)
+    report = ingest([new], settings, rebuild=True)  # starts afresh over the leftover staging
+    assert (report.added, report.papers_total) == (1, 1)
+    assert _chroma_collections(settings) == {"papers"}
+    assert Index(settings).vectors.count() == report.chunks_total
+
+
 def test_search_during_an_ingest_waits_then_says_busy(tmp_path):
     from rag.errors import IndexBusy
     from rag.store import locked

@@ -41,7 +41,7 @@ def _settings(**flags):
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"bad setting {field}: {first['msg']}") from None
+        raise ConfigError(f"bad setting {field}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 @app.callback()

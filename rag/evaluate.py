@@ -266,7 +266,9 @@ def run_beir(directory: Path, settings: Settings, modes=MODES, progress: Callabl
     from rag.retrieval import Retriever
 
     queries, qrels = load_beir_queries(directory, split)
-    name = "beir-" + "".join(c if c.isalnum() else "-" for c in directory.resolve().name.lower())
+    # Its own collection, named after the folder within Chroma's rules (ASCII, ends alphanumeric).
+    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in directory.resolve().name.lower())
+    name = f"beir-{slug.strip('-') or 'data'}"[:200].rstrip("-")
     settings = settings.model_copy(update={"collection": name, "candidates": max(settings.candidates, 100)})
     report = ingest([directory / "corpus.jsonl"], settings, progress=progress)
     out: dict = {"dataset": str(directory), "collection": name, "split": split, "queries": len(queries),

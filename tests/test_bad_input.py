@@ -93,3 +93,11 @@ def test_search_on_a_missing_data_dir_says_so_and_creates_nothing(tmp_path):
     result = run_rag("search", "anything", env={"RAG_DATA_DIR": str(missing)})
     assert result.returncode != 0 and "no index in" in result.stderr and "rag ingest" in result.stderr
     assert not missing.exists()
+
+
+def test_collection_name_chroma_refuses_fails_before_any_work(tmp_path):
+    data = tmp_path / "d"
+    result = run_rag("ingest", str(SEEDS), "--collection", "my papers!", env={"RAG_DATA_DIR": str(data)})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "bad setting collection: use 3-500 letters, digits" in result.stderr
+    assert not data.exists()

@@ -243,9 +243,11 @@ def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True
 # --- BEIR ---------------------------------------------------------------------------------------
 def load_beir_queries(directory: Path, split: str = "test") -> tuple[dict[str, str], dict[str, set[str]]]:
     qrels_path = directory / "qrels" / f"{split}.tsv"
+    if not directory.is_dir():
+        raise ConfigError(f"no such directory: {directory}")
     for needed in (directory / "corpus.jsonl", directory / "queries.jsonl", qrels_path):
         if not needed.is_file():
-            raise ConfigError(f"{directory} is not a BEIR dataset: {needed.name} is missing")
+            raise ConfigError(f"{directory} is not a BEIR dataset: {needed.relative_to(directory)} is missing")
     qrels: dict[str, set[str]] = defaultdict(set)
     with qrels_path.open(newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):

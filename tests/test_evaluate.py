@@ -68,6 +68,17 @@ def test_beir_dir_that_is_not_beir_is_one_line(tmp_path):
     assert result.returncode != 0 and "not a BEIR dataset" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_beir_errors_name_the_missing_piece(tmp_path):
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no such directory"):
+        load_beir_queries(tmp_path / "typo")
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        (tmp_path / name).write_text("")
+    with pytest.raises(ConfigError, match="qrels/test.tsv is missing"):
+        load_beir_queries(tmp_path)
+
+
 @pytest.mark.slow
 def test_cli_eval_gates_and_writes_a_report(seed_dir, tmp_path):
     data = tmp_path / "index"

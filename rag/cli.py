@@ -88,7 +88,7 @@ def ingest(
              "Default: seeds/.", show_default=False)] = None,
     rebuild: Annotated[bool, typer.Option(
         help="Re-index only the PATHS given (or the seeds) into a new collection that replaces the old "
-             "one when complete; until then searches use the old one. Papers from other files are gone "
+             "one when complete; if interrupted, the old one stays. Papers from other files are gone "
              "afterwards until you ingest them again.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding batch.")] = None,
@@ -254,6 +254,10 @@ def _format_eval(results: dict) -> None:
             table.add_row(mode, f"{m['ndcg@10']:.3f}", f"{m['recall@100']:.3f}", f"{m['mrr@10']:.3f}",
                           f"{m['queries_per_s']}")
         out.print(table)
+        from rag.evaluate import beir_warnings
+
+        for note in beir_warnings(beir):
+            err.print(f"[yellow]warning:[/] {note}")
         return
     table = Table(title=f"retrieval ({results['questions']} questions, answerable ones scored)")
     metrics = ["hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "recall@10"]

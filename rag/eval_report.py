@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from rag.errors import ConfigError
-from rag.evaluate import answer_table
+from rag.evaluate import answer_table, beir_warnings
 
 
 def _plots(results: dict, directory: Path) -> list[str]:
@@ -51,6 +51,8 @@ def write_report(results: dict, directory: Path) -> Path:
                   "|---|---|---|---|---|"]
         lines += [f"| {m} | {v['ndcg@10']:.3f} | {v['recall@100']:.3f} | {v['mrr@10']:.3f} | {v['queries_per_s']} |"
                   for m, v in b["modes"].items()]
+        if notes := beir_warnings(b):
+            lines += [""] + [f"- Warning: {note}" for note in notes]
     if "retrieval" in results:
         metrics = ["hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "recall@10"]
         counts = ", ".join(f"{n} {t}" for t, n in results["by_type"].items())

@@ -11,7 +11,7 @@ import statistics
 import time
 import tomllib
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,6 +241,20 @@ def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True
 
 
 # --- BEIR ---------------------------------------------------------------------------------------
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+            if not isinstance(record, dict) or "_id" not in record:
+                raise ConfigError(f"{path}:{n}: a BEIR record needs an \"_id\"")
+            yield n, record
+
+
 def load_beir_queries(directory: Path, split: str = "test") -> tuple[dict[str, str], dict[str, set[str]]]:
     qrels_path = directory / "qrels" / f"{split}.tsv"
     if not directory.is_dir():
@@ -249,17 +263,45 @@ def load_beir_queries(directory: Path, split: str = "test") -> tuple[dict[str, s
         if not needed.is_file():
             raise ConfigError(f"{directory} is not a BEIR dataset: {needed.relative_to(directory)} is missing")
     qrels: dict[str, set[str]] = defaultdict(set)
-    with qrels_path.open(newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if int(row["score"]) > 0:
-                qrels[row["query-id"]].add(row["corpus-id"])
+    with qrels_path.open(newline="", encoding="utf-8") as f:
+        rows = csv.reader(f, delimiter="\t")
+        if [c.strip() for c in next(rows, [])][:3] != ["query-id", "corpus-id", "score"]:
+            raise ConfigError(f"{qrels_path}: the first line must be the BEIR header "
+                              "query-id<TAB>corpus-id<TAB>score")
+        for n, row in enumerate(rows, 2):
+            if not "".join(row).strip():
+                continue
+            try:
+                query_id, doc_id, score = row[0].strip(), row[1].strip(), float(row[2])
+            except (IndexError, ValueError):
+                raise ConfigError(f"{qrels_path}:{n}: expected query-id<TAB>corpus-id<TAB>score, "
+                                  f"got {chr(9).join(row)[:80]!r}") from None
+            if score > 0:
+                qrels[query_id].add(doc_id)
+    if not qrels:
+        raise ConfigError(f"{qrels_path} names no relevant documents")
     queries = {}
-    with (directory / "queries.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            if record["_id"] in qrels:
-                queries[record["_id"]] = record["text"]  # never `metadata`: it holds the answers
-    return queries, dict(qrels)
+    path = directory / "queries.jsonl"
+    for n, record in _jsonl_records(path):
+        query_id = str(record["_id"])
+        if query_id in qrels:
+            if not isinstance(record.get("text"), str) or not record["text"].strip():
+                raise ConfigError(f"{path}:{n}: query {query_id!r} has no text")
+            queries[query_id] = record["text"]  # never `metadata`: it holds the answers
+    if not queries:
+        raise ConfigError(f"none of the {len(qrels)} queries in {qrels_path.name} is in {path.name}")
+    return queries, {q: qrels[q] for q in queries}
+
+
+def beir_warnings(beir: dict) -> list[str]:
+    """What a reader of the BEIR scores should know: gold documents that were never indexed."""
+    notes = []
+    if beir.get("rejected_documents"):
+        notes.append(f"{beir['rejected_documents']} corpus records were rejected (see `rag ingest` on corpus.jsonl)")
+    if beir.get("qrels_unknown_documents"):
+        notes.append(f"{beir['qrels_unknown_documents']} documents named in the qrels are not in the index; "
+                     "they count as misses")
+    return notes
 
 
 def run_beir(directory: Path, settings: Settings, modes=MODES, progress: Callable | None = None,
@@ -273,6 +315,10 @@ def run_beir(directory: Path, settings: Settings, modes=MODES, progress: Callabl
     name = f"beir-{slug.strip('-') or 'data'}"[:200].rstrip("-")
     settings = settings.model_copy(update={"collection": name, "candidates": max(settings.candidates, 100)})
     report = ingest([directory / "corpus.jsonl"], settings, progress=progress)
+    if report.papers_total > report.added + report.updated + report.unchanged:
+        # The collection holds documents this corpus lacks (another dataset in a folder of the same
+        # name, or documents since removed): they would be ranked and skew every score.
+        report = ingest([directory / "corpus.jsonl"], settings, progress=progress, rebuild=True)
     out: dict = {"dataset": str(directory), "collection": name, "split": split, "queries": len(queries),
                  "documents": report.papers_total, "chunks": report.chunks_total,
                  "ingest": {"seconds": round(report.seconds, 1), "embedded_chunks": report.chunks_embedded,
@@ -280,7 +326,13 @@ def run_beir(directory: Path, settings: Settings, modes=MODES, progress: Callabl
                             if report.chunks_embedded else None},
                  "modes": {}}
     retriever = Retriever(settings)
-    retriever.search(next(iter(queries.values())))
+    unknown = {d for docs in qrels.values() for d in docs} - set(retriever.index.catalog.hashes())
+    out["qrels_unknown_documents"] = len(unknown)  # counted as misses, as BEIR's own scorer does
+    out["rejected_documents"] = len(report.rejected)
+    # Untimed: the first encoding of each query length is slow (ONNX sizes its buffers), and
+    # whichever mode ran first would pay for it.
+    for text in queries.values():
+        retriever.embed_query(text)
     for mode in modes:
         began = time.perf_counter()
         rows = [ranking_metrics([h.paper_id for h in retriever.search(text, k=100, mode=mode)], qrels[qid])

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import ConfigError, ModelMismatch, SourceError
-from rag.settings import Settings
+from rag.settings import STAGING_SUFFIX, Settings
 from rag.sources import Paper, Rejected, load
 from rag.store import Index, Manifest, content_hash, locked
 
 # Papers embedded and committed together: small enough that a killed run loses little,
 # large enough to keep the encoder's batches full.
 PAPERS_PER_COMMIT = 128
-STAGING_SUFFIX = "-rebuild"  # `--rebuild` builds collection "<name>-rebuild", then swaps it in
 
 Progress = Callable[[int, int], None]  # (chunks embedded so far, total chunks to embed)
 
@@ -140,12 +140,17 @@ def _swap_in(staging: Settings, live: Settings) -> None:
     from rag.store import VectorStore
 
     client = VectorStore(live)._client()
-    with contextlib.suppress(NotFoundError):
-        client.delete_collection(live.collection)
-    client.get_collection(staging.collection, embedding_function=None).modify(name=live.collection)
     live_dir, staged_dir = live.data_dir / live.collection, staging.data_dir / staging.collection
-    shutil.rmtree(live_dir, ignore_errors=True)
-    staged_dir.rename(live_dir)
+    # A Ctrl-C between these steps would leave neither index whole: it waits until they are done.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        with contextlib.suppress(NotFoundError):
+            client.delete_collection(live.collection)
+        client.get_collection(staging.collection, embedding_function=None).modify(name=live.collection)
+        shutil.rmtree(live_dir, ignore_errors=True)
+        staged_dir.rename(live_dir)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _embed(todo, known, index: Index, model, wanted: Manifest, existing: Manifest | None,

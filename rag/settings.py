@@ -13,6 +13,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# A collection lives in <data dir>/<name>, beside these, which it must never be.
+RESERVED_NAMES = {"chroma", "models", "lock"}
+STAGING_SUFFIX = "-rebuild"  # `rag ingest --rebuild` builds "<name>-rebuild", then swaps it in
 
 
 def _default_data_dir() -> Path:
@@ -65,10 +68,14 @@ class Settings(BaseSettings):
 
     @field_validator("collection")
     @classmethod
-    def _chroma_name(cls, name: str) -> str:
-        # Chroma's rule for collection names, checked here so a bad name fails before any embedding;
-        # 500 leaves room for the "-rebuild" staging suffix within Chroma's 512.
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,498}[A-Za-z0-9]", name) or ".." in name:
-            raise ValueError("use 3-500 letters, digits, '.', '_' or '-', starting and ending with a letter "
+    def _collection_name(cls, name: str) -> str:
+        # Chroma's rule for collection names, checked here so a bad name fails before any embedding.
+        # 200 keeps "<data dir>/<name>-rebuild" within the file system's 255 bytes a name.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,198}[A-Za-z0-9]", name) or ".." in name:
+            raise ValueError("use 3-200 letters, digits, '.', '_' or '-', starting and ending with a letter "
                              "or digit")
+        if name.lower() in RESERVED_NAMES:
+            raise ValueError(f"{name!r} is the name of one of the data dir's own files; pick another")
+        if name.endswith(STAGING_SUFFIX):
+            raise ValueError(f"names ending in {STAGING_SUFFIX!r} are kept for `rag ingest --rebuild`")
         return name

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -99,5 +100,17 @@ def test_collection_name_chroma_refuses_fails_before_any_work(tmp_path):
     data = tmp_path / "d"
     result = run_rag("ingest", str(SEEDS), "--collection", "my papers!", env={"RAG_DATA_DIR": str(data)})
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "bad setting collection: use 3-500 letters, digits" in result.stderr
+    assert "bad setting collection: use 3-200 letters, digits" in result.stderr
     assert not data.exists()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("chroma", "data dir's own files"), ("Models", "data dir's own files"), ("lock", "data dir's own files"),
+    ("papers-rebuild", "kept for `rag ingest --rebuild`"), ("a" * 201, "3-200 letters"), ("x..y", "3-200"),
+])
+def test_collection_names_that_would_clash_are_refused(name, expected):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=re.escape(expected)):
+        Settings(collection=name)
+    Settings(collection="a" * 200)

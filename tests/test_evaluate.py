@@ -61,11 +61,50 @@ def test_beir_runner_scores_every_mode(beir_fixture, tmp_path):
     assert result["modes"]["bm25"]["ndcg@10"] > 0.8, "the code word makes each query easy for BM25"
     again = run_beir(beir_fixture, Settings(data_dir=tmp_path / "d"))
     assert again["ingest"]["embedded_chunks"] == 0, "a second run reuses the collection"
+    assert again["qrels_unknown_documents"] == 0 and again["rejected_documents"] == 0
+
+    # Another dataset in a folder of the same name must not be scored against a mix of both corpora.
+    other = tmp_path / "elsewhere" / beir_fixture.name
+    shutil.copytree(beir_fixture, other)
+    corpus = (other / "corpus.jsonl").read_text().splitlines()
+    (other / "corpus.jsonl").write_text("\n".join(corpus[:6]) + "\n")
+    mixed = run_beir(other, Settings(data_dir=tmp_path / "d"))
+    assert mixed["collection"] == "beir-tinybeir" and mixed["documents"] == 6
+    assert mixed["qrels_unknown_documents"] == 6  # the gold of q6..q11 is not in this corpus
 
 
 def test_beir_dir_that_is_not_beir_is_one_line(tmp_path):
     result = run_rag("eval", "--beir", str(tmp_path), env={"RAG_DATA_DIR": str(tmp_path / "d")})
     assert result.returncode != 0 and "not a BEIR dataset" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("queries, qrels, expected", [
+    ('{"_id": "q1", "text": "a"}\n{oops\n', "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
+     r"queries.jsonl:2: not a JSON object"),
+    ('{"text": "a"}\n', "query-id\tcorpus-id\tscore\nq1\td1\t1\n", r"queries.jsonl:1: .*needs an \"_id\""),
+    ('{"_id": "q1", "text": "a"}\n', "q1\td1\t1\n", r"first line must be the BEIR header"),
+    ('{"_id": "q1", "text": "a"}\n', "query-id\tcorpus-id\tscore\nq1 d1 1\n", r"test.tsv:2: expected query-id"),
+    ('{"_id": "q1", "text": "a"}\n', "query-id\tcorpus-id\tscore\n", r"names no relevant documents"),
+    ("", "query-id\tcorpus-id\tscore\nq1\td1\t1\n", r"none of the 1 queries in test.tsv is in queries.jsonl"),
+    ('{"_id": "q1"}\n', "query-id\tcorpus-id\tscore\nq1\td1\t1\n", r"query 'q1' has no text"),
+])
+def test_malformed_beir_files_are_named_with_their_line(tmp_path, queries, qrels, expected):
+    from rag.errors import ConfigError
+
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "title": "t", "text": "x"}\n')
+    (tmp_path / "queries.jsonl").write_text(queries)
+    (tmp_path / "qrels" / "test.tsv").write_text(qrels)
+    with pytest.raises(ConfigError, match=expected):
+        load_beir_queries(tmp_path)
+
+
+def test_beir_accepts_numeric_ids_and_float_scores(tmp_path):
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": 7, "title": "t", "text": "x"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": 1, "text": "a"}\n{"_id": 2, "text": "b"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\t7\t1.0\n2\t7\t0\n")
+    assert load_beir_queries(tmp_path) == ({"1": "a"}, {"1": {"7"}})
 
 
 def test_beir_errors_name_the_missing_piece(tmp_path):

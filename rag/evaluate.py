@@ -242,17 +242,19 @@ def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True
 
 # --- BEIR ---------------------------------------------------------------------------------------
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{n}: not a JSON object ({e.msg})") from None
-            if not isinstance(record, dict) or "_id" not in record:
-                raise ConfigError(f"{path}:{n}: a BEIR record needs an \"_id\"")
-            yield n, record
+    """Ingest's line reader (BOM, bad UTF-8, a cut last line), but strict: for queries a bad line
+    is an error, not a skipped record."""
+    from rag.parsed import Rejected
+    from rag.records import _json_rows
+
+    for item in _json_rows(path):
+        if isinstance(item, Rejected):
+            raise ConfigError(f"{path}:{item.location.removeprefix('line ')}: not a JSON object ({item.reason})")
+        where, record = item
+        n = int(where.removeprefix("line "))
+        if not isinstance(record, dict) or "_id" not in record:
+            raise ConfigError(f"{path}:{n}: a BEIR record needs an \"_id\"")
+        yield n, record
 
 
 def load_beir_queries(directory: Path, split: str = "test") -> tuple[dict[str, str], dict[str, set[str]]]:

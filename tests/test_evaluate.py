@@ -99,6 +99,17 @@ def test_malformed_beir_files_are_named_with_their_line(tmp_path, queries, qrels
         load_beir_queries(tmp_path)
 
 
+def test_beir_queries_with_bad_utf8_name_the_line(tmp_path):
+    from rag.errors import ConfigError
+
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "title": "t", "text": "x"}\n')
+    (tmp_path / "queries.jsonl").write_bytes(b'\xef\xbb\xbf{"_id": "q1", "text": "a"}\n\xff bad\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    with pytest.raises(ConfigError, match=r"queries.jsonl:2: .*not UTF-8"):
+        load_beir_queries(tmp_path)
+
+
 def test_beir_accepts_numeric_ids_and_float_scores(tmp_path):
     (tmp_path / "qrels").mkdir()
     (tmp_path / "corpus.jsonl").write_text('{"_id": 7, "title": "t", "text": "x"}\n')

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rag.answer import Answer
-    from rag.ingest import IngestReport
+    from rag.ingestion import IngestReport
     from rag.retrieval import Hit
     from rag.settings import Settings
 
@@ -33,7 +33,7 @@ def _settings(settings: Settings | None) -> Settings:
 
 
 def ingest(paths: list[str | Path], settings: Settings | None = None) -> IngestReport:
-    from rag.ingest import ingest as run
+    from rag.ingestion import ingest as run
 
     return run([Path(p) for p in paths], _settings(settings))
 

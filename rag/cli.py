@@ -97,7 +97,7 @@ def ingest(
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
     """Parse, chunk, embed and index papers. Idempotent: unchanged papers are not re-embedded."""
-    from rag.ingest import ingest as run_ingest
+    from rag.ingestion import ingest as run_ingest
 
     settings = _settings(batch_size=batch_size, device=device, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)

@@ -1,5 +1,9 @@
 """Embedding: sentence-transformers for ingest, a light ONNX encoder for queries.
 
+Everything else talks to an `Embedder`, picked by `load_embedder(settings)`: the packaged
+model or a local sentence-transformers directory (`RAG_EMBED_MODEL`), or any class named by
+`RAG_EMBEDDER` (`package.module:factory`), which is how the tests plug in a model-free fake.
+
 Importing sentence-transformers costs 5-10 s here, so a one-shot `rag search`
 must not. Ingest (which loads torch anyway) exports the same model to ONNX under
 the data dir; queries then need only onnxruntime + tokenizers (~0.2 s to import,
@@ -20,13 +24,16 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rag.errors import ConfigError
 from rag.settings import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import numpy as np
+    from tokenizers import Tokenizer
+
+    from rag.settings import Settings
 
 # Belt and braces: nothing in rag may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -210,3 +217,76 @@ def query_encoder(model: ModelInfo, onnx_dir: Path, device: str | None = None):
     if (onnx_dir / "model.onnx").is_file():
         return QueryEncoder(model, onnx_dir)
     return TorchQueryEncoder(model, device)
+
+
+class QueryEncoding(Protocol):
+    def encode(self, text: str) -> np.ndarray:
+        """One query → a unit vector."""
+        ...
+
+
+class Embedder(Protocol):
+    """What ingest and retrieval need of an embedding model. The index records `name` and
+    `fingerprint`; a query with another fingerprint is refused."""
+
+    name: str
+    fingerprint: str
+    max_tokens: int    # what the model reads, special tokens included: chunks never exceed it
+
+    @property
+    def dim(self) -> int: ...
+
+    def tokenizer(self) -> Tokenizer:
+        """Counts the word-pieces chunking budgets with."""
+        ...
+
+    def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Documents → unit vectors (float32, one row each); `progress(n)` after each batch."""
+        ...
+
+    def prepare_queries(self, models_dir: Path) -> None:
+        """Leave under `models_dir` whatever a later, light query process needs (ingest calls it)."""
+        ...
+
+    def query_encoder(self, models_dir: Path) -> QueryEncoding: ...
+
+
+class SentenceTransformerEmbedder:
+    """The packaged model or a local sentence-transformers directory: torch at ingest, its
+    ONNX export for queries."""
+
+    def __init__(self, model: ModelInfo, device: str | None = None, batch_size: int = 64):
+        self.model = model
+        self.name, self.fingerprint, self.max_tokens = model.name, model.fingerprint, model.max_tokens
+        self.device = device
+        self.docs = DocEncoder(model, device, batch_size)
+
+    @property
+    def dim(self) -> int:
+        return self.docs.dim
+
+    def tokenizer(self) -> Tokenizer:
+        return load_tokenizer(self.model)
+
+    def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return self.docs.encode(texts, progress)
+
+    def prepare_queries(self, models_dir: Path) -> None:
+        self.docs.export_onnx(models_dir)
+
+    def query_encoder(self, models_dir: Path) -> QueryEncoding:
+        return query_encoder(self.model, models_dir, self.device)
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    if settings.embedder:
+        import importlib
+
+        module, _, attr = settings.embedder.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise ConfigError(f"RAG_EMBEDDER {settings.embedder!r} names nothing importable "
+                              f"(want package.module:factory): {e}") from None
+        return factory(settings)
+    return SentenceTransformerEmbedder(resolve_model(settings.embed_model), settings.device, settings.batch_size)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import ConfigError
-from rag.settings import Settings
+from rag.settings import MODES, Settings
 
-MODES = ("dense", "bm25", "hybrid")
+EVAL_MODES = tuple(sorted(MODES, key=lambda m: m == "hybrid"))  # the shipped fusion last, after its parts
 EVALS_DIR = Path(__file__).resolve().parent.parent / "evals"
 
 
@@ -111,7 +111,7 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def evaluate_retrieval(settings: Settings, questions: list[EvalQuestion], gold: dict[str, set[str]],
-                       modes=MODES, k: int = 10) -> dict:
+                       modes=EVAL_MODES, k: int = 10) -> dict:
     from rag.retrieval import Retriever
 
     retriever = Retriever(settings)
@@ -223,7 +223,7 @@ def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True
                   progress: Callable | None = None) -> dict:
     """Ingest seeds/ into the settings' collection (idempotent; the CLI uses its own 'eval-seeds'),
     then score retrieval in every mode and, unless told not to, answers with the configured backend."""
-    from rag.ingest import ingest
+    from rag.ingestion import ingest
     from rag.store import Index
 
     ingest([EVALS_DIR.parent / "seeds"], settings, progress=progress)
@@ -306,9 +306,9 @@ def beir_warnings(beir: dict) -> list[str]:
     return notes
 
 
-def run_beir(directory: Path, settings: Settings, modes=MODES, progress: Callable | None = None,
+def run_beir(directory: Path, settings: Settings, modes=EVAL_MODES, progress: Callable | None = None,
              split: str = "test") -> dict:
-    from rag.ingest import ingest
+    from rag.ingestion import ingest
     from rag.retrieval import Retriever
 
     queries, qrels = load_beir_queries(directory, split)

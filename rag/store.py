@@ -277,7 +277,7 @@ class VectorStore:
         self.settings = settings
         self._collection = None
 
-    def _client(self):
+    def client(self):
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -308,7 +308,7 @@ class VectorStore:
         if self._collection is None:
             from chromadb.errors import NotFoundError
 
-            client = self._client()
+            client = self.client()
             name = self.settings.collection
             if create:
                 self._collection = client.get_or_create_collection(
@@ -375,12 +375,12 @@ class Index:
         self.catalog.close()
 
     def check_model(self) -> Manifest:
-        from rag.embedding import resolve_model
+        from rag.embedding import load_embedder
 
         manifest = self.catalog.manifest()
         if manifest is None:
             raise IndexMissing(f"the index in {self.root} is empty; run `rag ingest` first")
-        asked = resolve_model(self.settings.embed_model)
+        asked = load_embedder(self.settings)
         if asked.fingerprint != manifest.model_fingerprint:
             raise ModelMismatch(
                 f"the index in {self.root} was built with {manifest.embed_model} "
@@ -388,7 +388,8 @@ class Index:
                 f"({asked.fingerprint}); use the same model, or ingest into another data dir or collection")
         return manifest
 
-    def onnx_dir(self, manifest: Manifest) -> Path:
+    def models_dir(self, manifest: Manifest) -> Path:
+        """Where the embedder keeps what queries need (the ONNX export), shared by collections."""
         return self.settings.data_dir / "models" / manifest.model_fingerprint
 
 

@@ -22,18 +22,15 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported
 import gradio as gr  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from rag import prompts  # noqa: E402
 from rag.answer import Answer, Asker, Done, Retrieved, Source, Token  # noqa: E402
 from rag.citations import CITATION, expand, strip_citations  # noqa: E402
 from rag.errors import ConfigError, IndexBusy, IndexMissing, RagError  # noqa: E402
 from rag.llm.base import Message  # noqa: E402
 from rag.retrieval import Hit, Retriever  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.settings import BACKENDS, MODES, Settings  # noqa: E402
+from rag.sources import FILE_TYPES  # noqa: E402
 from rag.text import sentences, terms  # noqa: E402
 
-BACKENDS = ("extractive", "openai", "ollama")
-MODES = ("hybrid", "dense", "bm25")
-FILE_TYPES = [".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt", ".md"]
 EMPTY_HINT = ("Nothing is indexed yet. Add abstracts in the **Add abstracts** tab "
               "(JSONL/CSV with title and abstract, or text pages), or run `rag ingest` in a terminal.")
 BUSY_HINT = "The index is busy: another process is adding papers to it. Try again when it finishes."
@@ -99,14 +96,14 @@ def mark_unsupported(text: str, citations: list[dict]) -> str:
     return "".join(pieces)
 
 
-def render_answer(answer: Answer) -> str:
-    """The final chat message: refusal, error, or the checked answer with its warnings."""
+def render_answer(answer: Answer, refusal: str) -> str:
+    """The final chat message: refusal, error, or the checked answer with its warnings. `refusal`
+    is the wording of the prompts in use (`Asker.refusal`), so an override is shown alone."""
     if answer.error:
         partial = mark_unsupported(answer.answer, answer.citations) + "\n\n" if answer.answer else ""
         return (f'{partial}<span class="rag-error">⚠ Error: {_esc(answer.error)}</span>\n\n'
                 f'<span class="rag-note">The sources found are listed beside the chat.</span>')
     if answer.refused:
-        refusal = prompts.load("refusal").text  # the one wording shared by prompt, code and evals
         said = answer.answer.strip()
         extra = f" {_esc(said)}" if said and said != refusal else ""
         return (f"**{_esc(refusal)}**{extra}\n\n<span class=\"rag-note\">The nearest papers are listed beside "
@@ -310,7 +307,8 @@ class App:
         try:
             settings = self.request_settings(backend, model, base_url, host, api_key, top_k)
             text = ""
-            for event in self.asker(settings).stream(question, history=history, k=settings.top_k):
+            asker = self.asker(settings)
+            for event in asker.stream(question, history=history, k=settings.top_k):
                 if isinstance(event, Retrieved):
                     sources_html = render_sources(event.sources, refused=event.refused)
                     yield show(f"_Found {len(event.sources)} papers; answering…_ ▍")
@@ -321,7 +319,7 @@ class App:
                     answer = event.answer
                     sources_html = render_sources(answer.sources, answer.citations, answer.refused)
                     kept = "" if answer.error else answer.answer
-                    yield show("", [*turns, (question, kept, render_answer(answer))])
+                    yield show("", [*turns, (question, kept, render_answer(answer, asker.refusal))])
         except RagError as e:
             message = error_text(e)
             if (api_key or "").strip():
@@ -339,7 +337,7 @@ class App:
             return render_error(error_text(e)) if not isinstance(e, IndexMissing) else f"<p>{EMPTY_HINT}</p>"
 
     def add(self, path: str | None, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
-        from rag.ingest import ingest
+        from rag.ingestion import ingest
 
         if not path:
             return render_error("Choose a file first."), None, *self.status()

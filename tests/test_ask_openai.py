@@ -22,8 +22,8 @@ def server(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_ask_through_a_real_openai_compatible_server(server, seed_dir):
-    env = {"RAG_DATA_DIR": str(seed_dir), "OPENAI_BASE_URL": server.url, "RAG_LLM": "openai"}
+def test_ask_through_a_real_openai_compatible_server(server, fake_seed_dir):
+    env = {"RAG_DATA_DIR": str(fake_seed_dir), "OPENAI_BASE_URL": server.url, "RAG_LLM": "openai"}
     result = run_rag("ask", QUESTION, "--json", env=env)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
@@ -40,8 +40,8 @@ def test_ask_through_a_real_openai_compatible_server(server, seed_dir):
 
 
 @pytest.mark.slow
-def test_server_gone_gives_one_line_and_the_sources(gguf_server_stopped, seed_dir):
-    env = {"RAG_DATA_DIR": str(seed_dir), "OPENAI_BASE_URL": gguf_server_stopped, "RAG_LLM_MODEL": "smollm2"}
+def test_server_gone_gives_one_line_and_the_sources(gguf_server_stopped, fake_seed_dir):
+    env = {"RAG_DATA_DIR": str(fake_seed_dir), "OPENAI_BASE_URL": gguf_server_stopped, "RAG_LLM_MODEL": "smollm2"}
     result = run_rag("ask", QUESTION, "--llm", "openai", env=env)
     assert result.returncode == 1
     assert f"openai backend at {gguf_server_stopped}/v1" in result.stderr and "Traceback" not in result.stderr
@@ -49,7 +49,7 @@ def test_server_gone_gives_one_line_and_the_sources(gguf_server_stopped, seed_di
 
 
 @pytest.mark.parametrize("backend", ["openai", "ollama"])
-def test_no_model_and_no_server_still_answers_every_question_with_its_sources(backend, seed_dir):
+def test_no_model_and_no_server_still_answers_every_question_with_its_sources(backend, fake_seed_dir):
     """With no model set the backend first asks the server which model it serves; that failing
     must cost each answer, not the sources, the JSON lines or the rest of the batch."""
     import socket
@@ -57,7 +57,7 @@ def test_no_model_and_no_server_still_answers_every_question_with_its_sources(ba
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
-    env = {"RAG_DATA_DIR": str(seed_dir), "OPENAI_BASE_URL": f"{url}/v1", "OLLAMA_HOST": url,
+    env = {"RAG_DATA_DIR": str(fake_seed_dir), "OPENAI_BASE_URL": f"{url}/v1", "OLLAMA_HOST": url,
            "RAG_LLM_MODEL": ""}
     result = run_rag("ask", "-", "--llm", backend, "--json", env=env,
                      input=f"{QUESTION}\nHow does QuantMCU reduce computation?\n")

@@ -8,21 +8,22 @@ import shutil
 import pytest
 from conftest import SEEDS, run_rag, synthetic_papers, write_jsonl
 
-from rag.ingest import ingest
+from rag.ingestion import ingest
 from rag.settings import Settings
 
 
 @pytest.fixture
-def index_copy(seed_dir, tmp_path):
+def index_copy(fake_seed_dir, tmp_path):
     """A private copy of the seed index, so a test may try to damage it."""
     target = tmp_path / "index"
-    shutil.copytree(seed_dir, target)
+    shutil.copytree(fake_seed_dir, target)
     return target
 
 
 def _status(data_dir) -> dict:
-    result = run_rag("status", "--json", env={"RAG_DATA_DIR": str(data_dir)})
-    info = json.loads(result.stdout)
+    from rag.store import status
+
+    info = status(Settings(data_dir=data_dir))
     return {k: info[k] for k in ("papers", "chunks", "files")}
 
 

@@ -61,8 +61,8 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path):
     assert json.loads(found.stdout)["hits"][0]["paper_id"] == "needle"
 
 
-def test_unreachable_chroma_server_is_one_line(tmp_path, seed_dir):
-    env = {"RAG_DATA_DIR": str(seed_dir), "RAG_CHROMA_URL": f"http://127.0.0.1:{_free_port()}"}
+def test_unreachable_chroma_server_is_one_line(tmp_path, fake_seed_dir):
+    env = {"RAG_DATA_DIR": str(fake_seed_dir), "RAG_CHROMA_URL": f"http://127.0.0.1:{_free_port()}"}
     result = run_rag("search", "anything", env=env)
     assert result.returncode != 0
     assert "Chroma server" in result.stderr and "Traceback" not in result.stderr

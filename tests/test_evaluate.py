@@ -130,9 +130,9 @@ def test_beir_errors_name_the_missing_piece(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_eval_gates_and_writes_a_report(seed_dir, tmp_path):
+def test_cli_eval_gates_and_writes_a_report(fake_seed_dir, tmp_path):
     data = tmp_path / "index"
-    shutil.copytree(seed_dir, data)
+    shutil.copytree(fake_seed_dir, data)
     report = tmp_path / "report"
     env = {"RAG_DATA_DIR": str(data)}
     result = run_rag("eval", "--collection", "papers", "--json", "--report", str(report), env=env)

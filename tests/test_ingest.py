@@ -1,28 +1,30 @@
-"""Ingest end to end with the real model, Chroma and bm25s: chunking, idempotency, model check,
-crash recovery."""
+"""Ingest with real Chroma and bm25s: chunking, idempotency, model check, crash recovery, rebuilds
+and locking. Embedding is the conftest fake (the bookkeeping is the same with any embedder); the
+seed index and evals cover the real model."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEEDS, run_rag, synthetic_papers, write_jsonl
+from conftest import ROOT, SEEDS, HashEmbedder, run_rag, synthetic_papers, write_jsonl
 
 from rag.errors import ModelMismatch
-from rag.ingest import ingest
+from rag.ingestion import ingest
 from rag.settings import Settings
 from rag.sources import load
 from rag.store import Index
 
 
-def test_every_seed_paper_is_indexed_once(seed_dir):
-    settings = Settings(data_dir=seed_dir)
+def test_every_seed_paper_is_indexed_once(fake_seed_settings):
+    settings = fake_seed_settings
     expected = {p.paper_id for p in load([SEEDS]).papers}
     index = Index(settings)
     stored = {row[0] for row in index.catalog.all_papers()}
@@ -32,15 +34,15 @@ def test_every_seed_paper_is_indexed_once(seed_dir):
     assert index.catalog.counts()["chunks"] == len(vectors["ids"])
 
 
-def test_chunks_carry_the_title_and_fit_the_embedder(seed_dir):
-    from rag.embedding import load_tokenizer, resolve_model
+def test_chunks_carry_the_title_and_fit_the_embedder(fake_seed_settings):
+    from rag.embedding import load_embedder
 
-    settings = Settings(data_dir=seed_dir)
+    settings = fake_seed_settings
     index = Index(settings)
     titles = {pid: title for pid, title, _ in index.catalog.all_papers()}
     got = index.vectors.collection(create=False).get(include=["metadatas", "documents"])
-    tokenizer = load_tokenizer(resolve_model(settings.embed_model))
-    model_limit = resolve_model(settings.embed_model).max_tokens
+    embedder = load_embedder(settings)
+    tokenizer, model_limit = embedder.tokenizer(), embedder.max_tokens
     multi = 0
     for meta, text in zip(got["metadatas"], got["documents"]):
         title = titles[meta["paper_id"]]
@@ -94,53 +96,56 @@ def test_changed_paper_is_updated_not_duplicated(tmp_path):
     assert index.catalog.counts()["chunks"] == index.vectors.count()
 
 
-def test_other_model_is_refused_at_query_and_ingest(tmp_path, monkeypatch):
+def test_other_model_is_refused_at_query_and_ingest(tmp_path):
     from rag.embedding import resolve_model
     from rag.retrieval import Retriever
+    from rag.settings import DEFAULT_MODEL
 
     source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(2))
     settings = Settings(data_dir=tmp_path / "d")
     ingest([source], settings)
     # A different local model: same architecture, different config → different fingerprint.
     other = tmp_path / "other-model"
-    shutil.copytree(resolve_model(settings.embed_model).path, other)
+    shutil.copytree(resolve_model(DEFAULT_MODEL).path, other)
     config = json.loads((other / "config.json").read_text())
     config["layer_norm_eps"] = 1e-6
     (other / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelMismatch, match="built with all-MiniLM-L6-v2"):
-        Retriever(settings.model_copy(update={"embed_model": str(other)}))
+    assert resolve_model(str(other)).fingerprint != resolve_model(DEFAULT_MODEL).fingerprint
+    built_with = f"built with {HashEmbedder.name}"
+    with pytest.raises(ModelMismatch, match=re.escape(built_with)):
+        Retriever(settings.model_copy(update={"embedder": None, "embed_model": str(other)}))
     with pytest.raises(ModelMismatch):
-        ingest([source], settings.model_copy(update={"embed_model": str(other)}))
-    result = run_rag("search", "model", "--embed-model", str(other), env={"RAG_DATA_DIR": str(tmp_path / "d")})
+        ingest([source], settings.model_copy(update={"embedder": None, "embed_model": str(other)}))
+    result = run_rag("search", "model", "--embed-model", str(other),
+                     env={"RAG_DATA_DIR": str(tmp_path / "d"), "RAG_EMBEDDER": ""})
     assert result.returncode != 0
-    assert "built with all-MiniLM-L6-v2" in result.stderr and "Traceback" not in result.stderr
+    assert built_with in result.stderr and "Traceback" not in result.stderr
 
 
-def _catalog_papers(data_dir) -> int:
-    try:
-        with sqlite3.connect(data_dir / "papers" / "catalog.sqlite", timeout=1) as db:
-            return db.execute("select count(*) from papers").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+def _papers(data_dir) -> int:
+    from rag.store import status
+
+    return status(Settings(data_dir=data_dir))["papers"]
 
 
-@pytest.mark.slow
 def test_ingest_killed_halfway_is_completed_by_a_rerun(tmp_path):
-    from rag import ingest as ingest_module
+    from rag import ingestion as ingest_module
 
     n = ingest_module.PAPERS_PER_COMMIT * 2 + 10
     source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(n))
     data = tmp_path / "d"
-    env = {**os.environ, "RAG_DATA_DIR": str(data)}
+    # The embedder stalls on its second batch, after the first commit: the kill lands there.
+    env = {**os.environ, "RAG_DATA_DIR": str(data), "RAG_EMBEDDER": "conftest:StallingEmbedder"}
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(source)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while _catalog_papers(data) == 0 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stalled = Path(f"{data}.stalled")
+    while not stalled.exists():
+        assert proc.poll() is None, f"ingest ended before stalling: {proc.stderr.read()}"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    partial = _catalog_papers(data)
-    assert 0 < partial < n, "the kill should land between the first and the last commit"
+    partial = _papers(data)
+    assert partial == ingest_module.PAPERS_PER_COMMIT, "the first commit is kept, the second never happened"
 
     result = run_rag("ingest", str(source), "--json", env={"RAG_DATA_DIR": str(data)})
     assert result.returncode == 0, result.stderr
@@ -172,7 +177,7 @@ def test_open_retriever_sees_an_ingest_from_another_process(tmp_path):
 def _chroma_collections(settings) -> set[str]:
     from rag.store import VectorStore
 
-    return {c.name for c in VectorStore(settings)._client().list_collections()}
+    return {c.name for c in VectorStore(settings).client().list_collections()}
 
 
 def test_rebuild_replaces_the_index_and_an_open_retriever_follows(tmp_path):
@@ -195,29 +200,24 @@ def test_rebuild_replaces_the_index_and_an_open_retriever_follows(tmp_path):
     assert not (data / "papers-rebuild").exists()
 
 
-def test_interrupted_rebuild_leaves_the_old_index(tmp_path, monkeypatch):
-    from rag import ingest as ingest_module
+def test_interrupted_rebuild_leaves_the_old_index(tmp_path):
+    from rag.ingestion import PAPERS_PER_COMMIT
     from rag.retrieval import Retriever
 
     settings = Settings(data_dir=tmp_path / "d")
     old = write_jsonl(tmp_path / "a.jsonl", synthetic_papers(3))
     ingest([old], settings)
-    new = write_jsonl(tmp_path / "b.jsonl", synthetic_papers(2, seed=7)[:1])
-    real_embed = ingest_module._embed
-
-    def interrupted(*args, **kwargs):
-        real_embed(*args, **kwargs)  # the staged collection is half built when Ctrl-C lands
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ingest_module, "_embed", interrupted)
+    n_new = PAPERS_PER_COMMIT + 5
+    new = write_jsonl(tmp_path / "b.jsonl", [{**p, "id": f"new-{i}"}
+                                              for i, p in enumerate(synthetic_papers(n_new, seed=7))])
+    # Ctrl-C lands when the staged collection is half built: its first commit done, not its second.
     with pytest.raises(KeyboardInterrupt):
-        ingest([new], settings, rebuild=True)
+        ingest([new], settings.model_copy(update={"embedder": "conftest:InterruptingEmbedder"}), rebuild=True)
     hits = Retriever(settings).search("synthetic study", k=10)
     assert sorted(h.paper_id for h in hits) == ["syn-0", "syn-1", "syn-2"]
 
-    monkeypatch.setattr(ingest_module, "_embed", real_embed)
     report = ingest([new], settings, rebuild=True)  # starts afresh over the leftover staging
-    assert (report.added, report.papers_total) == (1, 1)
+    assert (report.added, report.papers_total) == (n_new, n_new)
     assert _chroma_collections(settings) == {"papers"}
     assert Index(settings).vectors.count() == report.chunks_total
 

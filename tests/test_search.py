@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_rag
+from conftest import HashEmbedder, run_rag
 
 from rag.retrieval import Retriever, rrf
 
@@ -35,9 +35,9 @@ def test_papers_are_collapsed_and_carry_full_abstracts(seed_settings):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_cli_search_json_contract(seed_dir):
+def test_cli_search_json_contract(fake_seed_dir):
     result = run_rag("search", "LoRA gradient initialization", "-k", "3", "--json",
-                     env={"RAG_DATA_DIR": str(seed_dir)})
+                     env={"RAG_DATA_DIR": str(fake_seed_dir)})
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert len(payload["hits"]) == 3
@@ -45,9 +45,9 @@ def test_cli_search_json_contract(seed_dir):
         assert {"rank", "paper_id", "title", "abstract", "score"} <= hit.keys()
 
 
-def test_cli_search_reads_queries_from_stdin(seed_dir):
+def test_cli_search_reads_queries_from_stdin(fake_seed_dir):
     queries = "graph diffusion generative models\n\ntipping points farming\n" + "x" * 100_000 + "\n"
-    result = run_rag("search", "-", "--json", "-k", "2", input=queries, env={"RAG_DATA_DIR": str(seed_dir)})
+    result = run_rag("search", "-", "--json", "-k", "2", input=queries, env={"RAG_DATA_DIR": str(fake_seed_dir)})
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["query"][:30] for line in lines[:2]] == ["graph diffusion generative mod", "tipping points farming"]
     assert "Graph Representation Learning with Diffusion" in lines[0]["hits"][0]["title"]
@@ -57,8 +57,8 @@ def test_cli_search_reads_queries_from_stdin(seed_dir):
 
 
 @pytest.mark.parametrize("query, message", [("   ", "empty"), ("q" * 100_000, "100,000 characters")])
-def test_bad_queries_get_one_clear_line(seed_dir, query, message):
-    result = run_rag("search", query, env={"RAG_DATA_DIR": str(seed_dir)})
+def test_bad_queries_get_one_clear_line(fake_seed_dir, query, message):
+    result = run_rag("search", query, env={"RAG_DATA_DIR": str(fake_seed_dir)})
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -69,9 +69,9 @@ def test_search_before_ingest_says_what_to_do(tmp_path):
     assert result.returncode != 0 and "rag ingest" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_status_reports_counts(seed_dir):
-    result = run_rag("status", "--json", env={"RAG_DATA_DIR": str(seed_dir)})
+def test_status_reports_counts(fake_seed_dir):
+    result = run_rag("status", "--json", env={"RAG_DATA_DIR": str(fake_seed_dir)})
     info = json.loads(result.stdout)
     assert info["papers"] > 150 and info["chunks"] > info["papers"]
-    assert info["embed_model"] == "all-MiniLM-L6-v2"
+    assert info["embed_model"] == HashEmbedder.name
     assert len(info["files"]) == 5

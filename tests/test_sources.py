@@ -338,7 +338,7 @@ def test_bad_files_are_rejected_with_a_reason(tmp_path: Path) -> None:
         ("blank.txt", "file", "empty file"), ("blank2.jsonl", "file", "empty file"),
         ("blob.txt", "file", "binary file"), ("empty.jsonl", "file", "empty file"),
         ("latin1.txt", "file", "not UTF-8 text (byte 0xe9 at offset 10)"),
-        ("paper.pdf", "file", "unsupported file type '.pdf' (expected .jsonl, .json, .csv, .tsv, .txt or .md)")]
+        ("paper.pdf", "file", "unsupported file type '.pdf' (expected .jsonl, .ndjson, .json, .csv, .tsv, .txt, .md)")]
 
 
 def test_oversize_page_is_rejected(tmp_path: Path) -> None:

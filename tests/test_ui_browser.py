@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FAKE_ENV
 
 from rag.answer import Answer, Source
 from rag.errors import IndexBusy, IndexMissing, LLMError
@@ -52,7 +53,7 @@ def test_answer_is_escaped_and_unsupported_sentences_marked():
     verdicts = [{"sentence": "It aligns gradients <b>x</b>.", "cited": [1], "support": 0.9, "supported": True},
                 {"sentence": "It cures colds.", "cited": [2], "support": 0.1, "supported": False}]
     out = render_answer(answer("It aligns gradients <b>x</b> [1]. It cures colds [2].", verdicts,
-                               removed_citations=[7]))
+                               removed_citations=[7]), "Not covered.")
     assert "&lt;b&gt;" in out and "<b>x</b>" not in out
     assert out.count('<span class="unsupported"') == 1 and "1 sentence not clearly supported" in out
     assert '<a href="#src-2" class="cite weak"' in out and '<a href="#src-1" class="cite"' in out
@@ -65,8 +66,8 @@ def test_refusal_and_error_wording():
 
     NOT_COVERED = load("refusal").text
 
-    assert NOT_COVERED in render_answer(answer(NOT_COVERED, refused=True))
-    failed = render_answer(answer("", error="openai at http://x/v1: connection refused"))
+    assert NOT_COVERED in render_answer(answer(NOT_COVERED, refused=True), NOT_COVERED)
+    failed = render_answer(answer("", error="openai at http://x/v1: connection refused"), NOT_COVERED)
     assert "⚠ Error: openai at http://x/v1: connection refused" in failed and "sources found" in failed
 
 
@@ -164,6 +165,19 @@ def test_chat_turns_errors_into_a_message(monkeypatch, error, expected):
     assert box == ""
 
 
+def test_chat_refusal_is_the_wording_of_the_prompts_in_use(fake_seed_dir, tmp_path):
+    from rag.prompts import load
+    from rag.ui import App
+
+    (tmp_path / "refusal.txt").write_text("Nothing in these papers answers that.")
+    app = App(Settings(data_dir=fake_seed_dir, prompts_dir=tmp_path))
+    *_, (chat, _, _, _) = list(app.chat("What is the best recipe for sourdough bread?", [], "extractive",
+                                        "", "", "", "", 5))
+    shown = chat[-1]["content"]
+    assert "Nothing in these papers answers that." in shown
+    assert load("refusal").text not in shown, "the default wording is not shown beside the override"
+
+
 def test_empty_collection_shows_the_hint_everywhere():
     """No index yet (the autouse data_dir is empty): the header, chat and search all say what to do."""
     from rag.ui import EMPTY_HINT, App
@@ -188,10 +202,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ui_data(seed_dir, tmp_path_factory) -> Path:
+def ui_data(fake_seed_dir, tmp_path_factory) -> Path:
     """A copy of the seed index: the upload test adds a paper to it."""
     path = tmp_path_factory.mktemp("ui") / "data"
-    shutil.copytree(seed_dir, path)
+    shutil.copytree(fake_seed_dir, path)
     return path
 
 
@@ -207,7 +221,7 @@ def ui_url(ui_data, server_log):
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("RAG_", "OPENAI_", "OLLAMA_", "GRADIO_"))}
-    env.update(RAG_DATA_DIR=str(ui_data), HF_HUB_OFFLINE="1")
+    env.update(RAG_DATA_DIR=str(ui_data), HF_HUB_OFFLINE="1", **FAKE_ENV)
     log = server_log
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ui", "--port", str(port)], cwd=ROOT, env=env,
@@ -247,6 +261,9 @@ def page(browser, ui_url):
     """A fresh browser tab on the app, failing the test if it asks anything of another host."""
     from playwright.sync_api import expect
 
+    # Every expectation waits on its condition; on a loaded machine a render can take far longer
+    # than Playwright's default 5 s, and waiting longer costs nothing when it comes sooner.
+    expect.set_options(timeout=30_000)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
     elsewhere: list[str] = []
@@ -283,8 +300,14 @@ def upload(page, path: Path) -> None:
 
     page.get_by_role("tab", name="Add abstracts").click()
     page.locator("#upload input[type=file]").set_input_files(str(path))
-    expect(page.locator("#upload")).to_contain_text(path.name)
+    expect(uploaded(page, path.name)).to_have_count(1)  # on the server: Add would send it
     page.locator("#add-go").click()
+
+
+def uploaded(page, name: str):
+    """The upload box's row for a file, found by its name as a whole: the box shows the name as two
+    spans ("binary" ".jsonl") that render with or without a space between them."""
+    return page.locator(f'#upload [aria-label="{name}"]')
 
 
 @pytest.mark.usefixtures("ui_url")
@@ -395,7 +418,7 @@ class TestBrowser:
         expect(report).to_contain_text("no abstract column", timeout=60_000)
         expect(report).to_contain_text("nothing was changed")
         # The handler empties the upload box; a second file set before that lands is lost (seen under load).
-        expect(page.locator("#upload")).not_to_contain_text("unknown_schema.csv", timeout=30_000)
+        expect(uploaded(page, "unknown_schema.csv")).to_have_count(0, timeout=30_000)
         binary = tmp_path / "binary.jsonl"
         binary.write_bytes(bytes(range(256)) * 4)
         upload(page, binary)

@@ -8,11 +8,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError, ModelMismatch, SourceError
 from rag.settings import STAGING_SUFFIX, Settings
 from rag.sources import Paper, Rejected, load
 from rag.store import Index, Manifest, content_hash, locked
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
 
 # Papers embedded and committed together: small enough that a killed run loses little,
 # large enough to keep the encoder's batches full.
@@ -59,7 +63,7 @@ def drop_collection(settings: Settings) -> None:
 
     from rag.store import VectorStore
 
-    client = VectorStore(settings)._client()
+    client = VectorStore(settings).client()
     with contextlib.suppress(NotFoundError):
         client.delete_collection(settings.collection)
     shutil.rmtree(settings.data_dir / settings.collection, ignore_errors=True)
@@ -67,13 +71,13 @@ def drop_collection(settings: Settings) -> None:
 
 def ingest(paths: list[Path], settings: Settings, progress: Progress | None = None,
            rebuild: bool = False) -> IngestReport:
-    from rag.embedding import resolve_model
+    from rag.embedding import load_embedder
 
     started = time.perf_counter()
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise SourceError(f"no such file or directory: {', '.join(missing)}")
-    model = resolve_model(settings.embed_model)
+    embedder = load_embedder(settings)
     loaded = load(paths, max_bytes=settings.max_file_mb * 1024 * 1024)
     report = IngestReport(duplicates=loaded.duplicates, rejected=loaded.rejected, files=loaded.files)
     if not loaded.papers:
@@ -89,20 +93,20 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
             # interrupted leaves the old index answering, and the next --rebuild starts afresh.
             staging = settings.model_copy(update={"collection": settings.collection + STAGING_SUFFIX})
             drop_collection(staging)
-            _index(loaded.papers, loaded.files, staging, model, report, progress)
+            _index(loaded.papers, loaded.files, staging, embedder, report, progress)
             _swap_in(staging, settings)
         else:
-            _index(loaded.papers, loaded.files, settings, model, report, progress)
+            _index(loaded.papers, loaded.files, settings, embedder, report, progress)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _index(papers: list[Paper], files: list[str], settings: Settings, model, report: IngestReport,
+def _index(papers: list[Paper], files: list[str], settings: Settings, embedder: Embedder, report: IngestReport,
            progress: Progress | None) -> None:
     index = Index(settings)
     try:
-        chunk_tokens = min(settings.chunk_tokens, model.max_tokens)
-        wanted = Manifest(model.name, model.fingerprint, 0, chunk_tokens, settings.chunk_overlap)
+        chunk_tokens = min(settings.chunk_tokens, embedder.max_tokens)
+        wanted = Manifest(embedder.name, embedder.fingerprint, 0, chunk_tokens, settings.chunk_overlap)
         existing = index.catalog.manifest()
         _check_manifest(existing, wanted, index.root)
 
@@ -112,16 +116,9 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, model, rep
         report.added = len(todo) - report.updated
         report.unchanged = len(papers) - len(todo)
 
-        encoder = None
         if todo:
-            encoder, report.chunks_embedded = _embed(todo, known, index, model, wanted, existing,
-                                                     settings, progress)
-        manifest = index.catalog.manifest()
-        onnx_dir = index.onnx_dir(manifest)
-        if not (onnx_dir / "model.onnx").is_file():
-            from rag.embedding import DocEncoder
-
-            (encoder or DocEncoder(model, settings.device)).export_onnx(onnx_dir)
+            report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress)
+        embedder.prepare_queries(index.models_dir(index.catalog.manifest()))
         if todo or index.bm25.needs_build():
             index.bm25.build(list(index.catalog.all_papers()))
             index.catalog.bump_generation()
@@ -139,7 +136,7 @@ def _swap_in(staging: Settings, live: Settings) -> None:
 
     from rag.store import VectorStore
 
-    client = VectorStore(live)._client()
+    client = VectorStore(live).client()
     live_dir, staged_dir = live.data_dir / live.collection, staging.data_dir / staging.collection
     # A Ctrl-C between these steps would leave neither index whole: it waits until they are done.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -153,15 +150,13 @@ def _swap_in(staging: Settings, live: Settings) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def _embed(todo, known, index: Index, model, wanted: Manifest, existing: Manifest | None,
-           settings: Settings, progress: Progress | None):
+def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, existing: Manifest | None,
+           progress: Progress | None) -> int:
     from rag.chunking import Chunker
-    from rag.embedding import DocEncoder, load_tokenizer
 
-    chunker = Chunker(load_tokenizer(model), wanted.chunk_tokens, wanted.chunk_overlap)
-    encoder = DocEncoder(model, settings.device, settings.batch_size)
+    chunker = Chunker(embedder.tokenizer(), wanted.chunk_tokens, wanted.chunk_overlap)
     if existing is None:
-        index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": encoder.dim}))
+        index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": embedder.dim}))
     # A changed paper may now have fewer chunks: drop its old ones before re-adding.
     index.vectors.delete_papers([p.paper_id for p in todo if p.paper_id in known])
     chunked = [(p, chunker.chunks(p)) for p in todo]
@@ -178,11 +173,11 @@ def _embed(todo, known, index: Index, model, wanted: Manifest, existing: Manifes
     for start in range(0, len(chunked), PAPERS_PER_COMMIT):
         part = chunked[start:start + PAPERS_PER_COMMIT]
         chunks = [c for _, cs in part for c in cs]
-        vectors = encoder.encode([c.text for c in chunks], progress=step)
+        vectors = embedder.encode([c.text for c in chunks], progress=step)
         index.vectors.upsert(chunks, vectors)
         # Only now is the paper recorded: a crash before this line re-embeds it next run.
         index.catalog.add([p for p, _ in part], {p.paper_id: len(cs) for p, cs in part})
-    return encoder, total
+    return total
 
 
 def _papers_per_file(papers, files: list[str]) -> dict[str, int]:

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 PY=${PY:-.venv/bin/python}
 LOGS=${LOGS:-$(mktemp -d)}
+mkdir -p "$LOGS"
 hogs=()
 stop_hogs() { for pid in "${hogs[@]}"; do kill "$pid" 2>/dev/null; done; }
 trap stop_hogs EXIT INT TERM
@@ -24,7 +25,7 @@ for run in $(seq "$RUNS"); do
     start=$(date +%s)
     "$PY" -m pytest -q -p no:cacheprovider --durations=10 "$@" >"$LOGS/run$run.log" 2>&1
     rc=$?
-    echo "run $run: exit $rc in $(( $(date +%s) - start )) s; $(grep -E '^[0-9]+ (passed|failed)|passed|failed' "$LOGS/run$run.log" | tail -1)"
+    echo "run $run: exit $rc in $(( $(date +%s) - start )) s; $(tail -1 "$LOGS/run$run.log")"
     [ $rc = 0 ] || { failed=1; grep -E "^(FAILED|ERROR)" "$LOGS/run$run.log"; }
 done
 exit $failed

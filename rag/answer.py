@@ -1,4 +1,4 @@
-"""Answer: retrieve → (refuse | prompt → LLM) → citation check.
+"""Answer: retrieve → decide (answer, partial, refuse) → prompt → backend → citation check.
 
 `Asker.stream()` yields events so a terminal or a browser can show the sources first, then the
 answer as it arrives, then the checked result; `Asker.ask()` returns only the final `Answer`.
@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 
 from rag import prompts
 from rag.citations import Checked, check
-from rag.errors import LLMError
-from rag.llm.base import ChatBackend, Message
+from rag.decision import Decision, decide, missing_text, unreadable_script
+from rag.errors import AnswerCut, LLMError
+from rag.llm.base import AnswerRequest, ChatBackend, Message, SourceText
 from rag.retrieval import Hit, Retriever, check_query
 from rag.settings import Settings
+from rag.text import script_of
 
 # Phrasings models use when the sources do not answer; our own wording is prompts/refusal.txt.
 _REFUSAL_HINTS = re.compile(
@@ -47,9 +49,14 @@ class Answer:
     query: str                       # the standalone query actually searched
     answer: str                      # checked text: citations that named no source removed
     sources: list[Source]
-    refused: bool
+    refused: bool                    # exactly when decision == "refuse"
     backend: str
     model: str | None = None
+    decision: str = "answer"         # "answer", "partial" or "refuse"
+    missing: list[str] = field(default_factory=list)   # what the question asks that no source mentions
+    evidence: dict = field(default_factory=dict)       # what the decision rested on
+    verified: bool = True            # False: an answer that cites no source validly
+    cut: str | None = None           # why the answer was stopped part-way (its text is kept)
     citations: list[dict] = field(default_factory=list)       # per-sentence verdicts
     removed_citations: list[int] = field(default_factory=list)
     error: str | None = None
@@ -62,7 +69,11 @@ class Answer:
 @dataclass
 class Retrieved:
     sources: list[Source]
-    refused: bool
+    decision: Decision
+
+    @property
+    def refused(self) -> bool:
+        return self.decision.refused
 
 
 @dataclass
@@ -79,8 +90,12 @@ Event = Retrieved | Token | Done
 
 
 def is_refusal(text: str, refusal: str) -> bool:
-    plain = " ".join(text.split()).lower()
-    return not plain or refusal.lower().rstrip(".") in plain or bool(_REFUSAL_HINTS.search(plain))
+    """Every sentence says the sources do not answer: a reply that also answers is no refusal."""
+    from rag.text import sentences
+
+    said = [" ".join(s.split()).lower() for s in sentences(text)]
+    mark = refusal.lower().rstrip(".")
+    return all(mark in s or _REFUSAL_HINTS.search(s) for s in said)
 
 
 class Asker:
@@ -97,12 +112,34 @@ class Asker:
     def backend_name(self) -> str:
         return self._backend.name if self._backend else self.settings.llm
 
-    def backend(self) -> ChatBackend | None:
-        if self._backend is None and self.settings.llm != "extractive":
+    def backend(self) -> ChatBackend:
+        if self._backend is None:
             from rag.llm import make_backend
 
             self._backend = make_backend(self.settings)
         return self._backend
+
+    def close(self) -> None:
+        """Release the backend's connections (the retriever may be shared, so it stays open)."""
+        if self._backend is not None:
+            self._backend.close()
+
+    def decide(self, question: str, sources: list[Source]) -> Decision:
+        """One decision for every backend, from what retrieval found (rag.decision)."""
+        embedder = self.retriever.embedder
+        script = script_of(question)
+        if embedder.scripts is not None and script not in embedder.scripts:
+            return Decision("refuse", [], {"script": script})
+        bm25 = self.retriever.index.bm25
+        relevance = max((s.relevance for s in sources if s.relevance is not None), default=None)
+        return decide(question, relevance, [f"{s.title}\n{s.abstract}" for s in sources], bm25.tokenize,
+                      bm25.doc_freqs, self.settings.refuse_below, self.settings.coverage_min,
+                      self.settings.name_rarity)
+
+    def refusal_text(self, decision: Decision) -> str:
+        if "script" in decision.evidence:
+            return unreadable_script(str(decision.evidence["script"]), self.retriever.embedder.name)
+        return self.refusal
 
     # --- stages -------------------------------------------------------------------------------
     def standalone_query(self, question: str, history: list[Message]) -> str:
@@ -110,19 +147,14 @@ class Asker:
         asked = [m.content for m in history if m.role == "user"]
         if not asked:
             return question
+        turns = "\n".join(f"{m.role}: {m.content}" for m in history[-6:])
+        prompt = self.templates["condense"].render(history=turns, question=question)
         try:
-            backend = self.backend()
+            rewritten = self.backend().complete([Message("user", prompt)]).strip().strip('"').splitlines()
+            if rewritten and rewritten[0].strip():
+                return rewritten[0].strip()[: self.settings.max_query_chars]
         except LLMError:
-            backend = None  # unreachable server: _generate reports it, with the sources
-        if backend is not None:
-            turns = "\n".join(f"{m.role}: {m.content}" for m in history[-6:])
-            prompt = self.templates["condense"].render(history=turns, question=question)
-            try:
-                rewritten = backend.complete([Message("user", prompt)]).strip().strip('"').splitlines()
-                if rewritten and rewritten[0].strip():
-                    return rewritten[0].strip()[: self.settings.max_query_chars]
-            except LLMError:
-                pass  # retrieval with the heuristic below is still better than none
+            pass  # no model (extractive), or none reachable: _generate reports the latter
         # Without a model: carry the previous question's words along with the follow-up.
         return f"{asked[-1]} {question}"[-self.settings.max_query_chars:]
 
@@ -142,19 +174,23 @@ class Asker:
         query = self.standalone_query(question, history or [])
         hits = self.retriever.search(query, k=k or self.settings.top_k)
         sources = [Source.from_hit(i, h) for i, h in enumerate(hits, start=1)]
-        relevance = max((s.relevance for s in sources if s.relevance is not None), default=-1.0)
+        decision = self.decide(query, sources)
         timings = {"retrieve": (time.perf_counter() - started) * 1000}
-        refuse = relevance < self.settings.refuse_below
-        yield Retrieved(sources, refuse)
-        result = Answer(question, query, "", sources, refuse, self.backend_name,
-                        self.settings.llm_model, timings_ms=timings)
-        if refuse:
-            result.answer = self.refusal
-            yield Token(self.refusal)
+        yield Retrieved(sources, decision)
+        result = Answer(question, query, "", sources, decision.refused, self.backend_name,
+                        self.settings.llm_model, decision=decision.outcome, missing=decision.missing,
+                        evidence=decision.evidence, timings_ms=timings)
+        if decision.refused:
+            result.answer = self.refusal_text(decision)
+            yield Token(result.answer)
         else:
             text = yield from self._generate(question, sources, result)
             checked = check(text, [f"{s.title}. {s.abstract}" for s in sources])
             self._record(result, text, checked)
+            if result.decision == "partial":
+                note = self.templates["partial"].render(missing=missing_text(result.missing))
+                result.answer = f"{result.answer} {note}".strip()
+                yield Token(" " + note)
         result.timings_ms["total"] = (time.perf_counter() - started) * 1000
         # Everything rag does besides waiting for the model (or running the extractive answerer).
         result.timings_ms["overhead"] = (result.timings_ms["total"] - result.timings_ms.get("llm", 0.0)
@@ -171,31 +207,25 @@ class Asker:
         except LLMError as e:
             result.error = str(e)
             return ""
-        if backend is None:
-            from rag.llm import extractive
-
-            # Quote only papers that are themselves somewhat close to the question: a far-off fifth
-            # source should not lend a sentence just because it shares a word. Half the refusal
-            # threshold: at the full threshold, the eval's cites-gold share fell from 0.92 to 0.85.
-            floor = self.settings.refuse_below / 2
-            usable = [s for s in sources if s.relevance is None or s.relevance >= floor]
-            text = extractive.answer(question, [(s.n, s.title, s.abstract) for s in usable],
-                                     max_sentences=min(self.settings.max_sentences, 3))
-            text = text or self.refusal
-            yield Token(text)
-            result.timings_ms["generate"] = (time.perf_counter() - began) * 1000
-            return text
         result.model = backend.model
+        local = backend.name == "extractive"
+        request = AnswerRequest(question, [SourceText(s.n, s.title, s.abstract, s.relevance) for s in sources],
+                                [] if local else self.messages(question, sources))
         pieces: list[str] = []
         try:
-            for piece in backend.stream(self.messages(question, sources)):
+            for piece in backend.answer(request):
                 if not pieces:
                     result.timings_ms["first_token"] = (time.perf_counter() - began) * 1000
                 pieces.append(piece)
                 yield Token(piece)
+        except AnswerCut as e:
+            result.cut = str(e)
         except LLMError as e:
             result.error = str(e)
-        result.timings_ms["llm"] = (time.perf_counter() - began) * 1000
+        result.timings_ms["generate" if local else "llm"] = (time.perf_counter() - began) * 1000
+        if local and not pieces:  # no sentence shares a word with the question
+            pieces.append(self.refusal)
+            yield Token(self.refusal)
         return "".join(pieces)
 
     def _record(self, result: Answer, text: str, checked: Checked) -> None:
@@ -204,8 +234,11 @@ class Asker:
         result.removed_citations = checked.removed
         if result.error and not text:
             return
-        # An answer that cites nothing valid and reads like a refusal is one.
-        result.refused = not checked.cited_numbers and is_refusal(checked.text, self.refusal)
+        # An answer that cites nothing valid and reads like a refusal is one; one that cites
+        # nothing and does not is shown, but as unverified.
+        if not checked.cited_numbers and is_refusal(checked.text, self.refusal):
+            result.refused, result.decision = True, "refuse"
+        result.verified = result.refused or bool(checked.cited_numbers)
 
     def ask(self, question: str, history: list[Message] | None = None, k: int | None = None) -> Answer:
         for event in self.stream(question, history, k):

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rag.errors import ConfigError, RagError
 
@@ -188,6 +189,13 @@ def _print_answer_tail(answer) -> None:
     """After the streamed text: what the citation check found, then the numbered sources."""
     if answer.error:
         err.print(f"[red]error:[/] {answer.error}", highlight=False)
+    if answer.cut:
+        err.print(f"[yellow]answer cut short:[/] {answer.cut}", highlight=False)
+    if not answer.refused and not answer.verified:
+        out.print("[yellow]unverified: the answer cites none of the sources[/]", highlight=False)
+    out.print(f"[dim]decision: {answer.decision} ({_evidence(answer.evidence)})"
+              + (f"; not in the sources: {escape(', '.join(answer.missing))}" if answer.missing else "") + "[/]",
+              highlight=False)
     if answer.removed_citations:
         marks = ", ".join(f"[{n}]" for n in answer.removed_citations)
         out.print(f"[yellow]removed citations {marks}: no such source[/]", highlight=False)
@@ -204,6 +212,13 @@ def _print_answer_tail(answer) -> None:
         out.print(f"  [{s.n}] {title}  [dim]({meta})[/]", highlight=False)
 
 
+def _evidence(evidence: dict) -> str:
+    if "script" in evidence:
+        return f"question in {evidence['script']} script"
+    parts = [f"similarity {evidence['dense']:.2f}", f"term coverage {evidence['coverage']:.0%}"]
+    return ", ".join(parts + (["name found"] if evidence.get("name_match") else []))
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, or '-' to read one question per line from stdin.")],
@@ -217,6 +232,7 @@ def ask(
 ) -> None:
     """Answer from the collection, every claim cited [n], or say the collection does not cover it."""
     from rag.answer import Asker, Done, Token
+    from rag.errors import AnswerCut
 
     settings = _settings(llm=llm, llm_model=model, top_k=k, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
@@ -235,7 +251,9 @@ def ask(
             if answer.answer or not answer.error:
                 out.print()  # ends the streamed line
             _print_answer_tail(answer)
-        return 1 if answer.error else 0
+        if answer.error:
+            return 1
+        return AnswerCut.exit_code if answer.cut else 0
 
     if question != "-":
         raise typer.Exit(one(question))

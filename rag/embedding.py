@@ -232,6 +232,7 @@ class Embedder(Protocol):
     name: str
     fingerprint: str
     max_tokens: int    # what the model reads, special tokens included: chunks never exceed it
+    scripts: frozenset[str] | None  # scripts it reads (rag.text.script_of names); None: any
 
     @property
     def dim(self) -> int: ...
@@ -258,6 +259,8 @@ class SentenceTransformerEmbedder:
     def __init__(self, model: ModelInfo, device: str | None = None, batch_size: int = 64):
         self.model = model
         self.name, self.fingerprint, self.max_tokens = model.name, model.fingerprint, model.max_tokens
+        # all-MiniLM-L6-v2 was trained on English; a local model's languages are its own business.
+        self.scripts = frozenset({"Latin"}) if model.name == DEFAULT_MODEL else None
         self.device = device
         self.docs = DocEncoder(model, device, batch_size)
 

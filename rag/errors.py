@@ -9,6 +9,8 @@
     │   ├── ModelMismatch
     │   └── IndexBusy
     └── LLMError                an LLM backend failed (connection, HTTP status, bad stream)
+        └── AnswerCut           an answer stopped part-way (token cap, repeating itself, deadline);
+                                the text streamed before it stands
 
 Anything else escaping is a bug: the CLI prints a traceback only with --debug.
 """
@@ -49,3 +51,17 @@ class IndexBusy(IndexError_):
 
 class LLMError(RagError):
     exit_code = 3
+
+
+class AnswerCut(LLMError):
+    """The answer was stopped part-way; what had streamed stands (`text` holds it), `reason` says why:
+    "repeat" (the model looped), "max_tokens" (rag stopped a server that ran past RAG_MAX_ANSWER_TOKENS),
+    "length" (the server stopped at a token limit: RAG_MAX_ANSWER_TOKENS or its context) or "deadline"
+    (RAG_LLM_DEADLINE)."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, reason: str, text: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.text = text

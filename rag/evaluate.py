@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 import time
 import tomllib
@@ -30,10 +31,38 @@ class EvalQuestion:
     gold: list[dict] = field(default_factory=list)
     answer_contains: list[str] = field(default_factory=list)
     note: str = ""
+    split: str = "tune"                     # "heldout": never looked at while choosing thresholds
+    neighbour: str | None = None            # unanswerable: the real paper the question sits next to
+    missing: list[str] = field(default_factory=list)  # unanswerable: what no abstract states
 
     @property
     def answerable(self) -> bool:
         return self.type != "unanswerable"
+
+
+_NAME_PART = re.compile(r"^\s*([^:]{2,40}?)\s*:\s+\S")
+
+
+def title_questions(papers: list[tuple[str, str, str]]) -> list[EvalQuestion]:
+    """Questions as people type them about every titled paper: "What is X?" and "Tell me about X"
+    for a title that opens with a name ("QuantMCU: ..."), "What does the paper “T” propose?", and
+    a bare keyword query of the title's first words. Every third paper (by id) is held out."""
+    out = []
+    for pid, title, _ in papers:
+        title = " ".join(title.split())
+        if not title:
+            continue
+        split = "heldout" if int(pid[-6:], 16) % 3 == 0 else "tune"
+        asks = [("paper", f"What does the paper “{title}” propose?")]
+        name = _NAME_PART.match(title)
+        if name and len(name.group(1).split()) <= 3:
+            asks += [("name", f"What is {name.group(1)}?"), ("about", f"Tell me about {name.group(1)}")]
+        keywords = [w for w in re.findall(r"[\w-]+", title.split(":")[-1]) if len(w) > 3][:4]
+        if len(keywords) >= 2:
+            asks.append(("keywords", " ".join(keywords).lower()))
+        out += [EvalQuestion(f"t-{pid}-{form}", "title", text, [{"paper_id": pid, "span": title}], split=split,
+                             note=form) for form, text in asks]
+    return out
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
@@ -94,7 +123,11 @@ def ranking_metrics(ranked: list[str], gold: set[str]) -> dict[str, float]:
 
 
 ANSWER_METRICS = ("cites_gold", "contains_fact", "citation_validity", "supported_citations",
-                  "refusal_accuracy", "false_refusal_rate", "errors", "overhead_ms_p50")
+                  "near_miss_handled", "refusal_accuracy", "false_refusal_rate", "false_refusal_rate_title",
+                  "partial_rate", "errors", "overhead_ms_p50")
+# The decision's own figures, also given per split (tune / heldout).
+DECISION_METRICS = ("near_miss_handled", "refusal_accuracy", "false_refusal_rate", "false_refusal_rate_title",
+                    "partial_rate")
 
 
 def answer_table(answers: dict) -> list[tuple[str, str]]:
@@ -148,8 +181,13 @@ def evaluate_answers(settings: Settings, questions: list[EvalQuestion], gold: di
         answer = asker.ask(q.question)
         cited = {answer.sources[n - 1].paper_id for v in answer.citations for n in v["cited"]}
         best = max((s.relevance for s in answer.sources if s.relevance is not None), default=-1.0)
+        # A near miss is handled when refused, or answered in part naming what the question asks
+        # that no paper states.
+        named = any(m.lower() in x.lower() or x.lower() in m.lower() for m in q.missing for x in answer.missing)
         rows.append({
-            "id": q.id, "type": q.type, "answerable": q.answerable, "refused": answer.refused,
+            "id": q.id, "type": q.type, "split": q.split, "answerable": q.answerable, "refused": answer.refused,
+            "decision": answer.decision, "missing": answer.missing, "evidence": answer.evidence,
+            "handled": answer.refused or (answer.decision == "partial" and named),
             "relevance": round(best, 4), "error": answer.error,
             "cites_gold": bool(cited & gold[q.id]),
             "contains_fact": all(f.lower() in answer.answer.lower() for f in q.answer_contains),
@@ -157,14 +195,23 @@ def evaluate_answers(settings: Settings, questions: list[EvalQuestion], gold: di
             "verdicts": [v["supported"] for v in answer.citations],
             "overhead_ms": answer.timings_ms.get("overhead", 0.0),
         })
-    answerable = [r for r in rows if r["answerable"]]
+    answerable = [r for r in rows if r["answerable"] and r["type"] != "title"]
     with_fact = [r for r in answerable if r["type"] in ("number", "lookup")]
-    unanswerable = [r for r in rows if not r["answerable"]]
     verdicts = [v for r in rows if not r["refused"] for v in r["verdicts"]]
 
     def share(rs, key, value=True):
         return round(sum(r[key] == value for r in rs) / len(rs), 6) if rs else None
 
+    def decisions(rs: list[dict]) -> dict:
+        titles = [r for r in rs if r["type"] == "title"]
+        other = [r for r in rs if r["answerable"] and r["type"] != "title"]
+        near = [r for r in rs if not r["answerable"]]
+        return {"near_miss_handled": share(near, "handled"), "refusal_accuracy": share(near, "refused"),
+                "false_refusal_rate": share(other, "refused"), "false_refusal_rate_title": share(titles, "refused"),
+                "partial_rate": share(titles + other, "decision", "partial"),
+                "questions": {"title": len(titles), "answerable": len(other), "near_miss": len(near)}}
+
+    overall = decisions(rows)
     return {
         "backend": asker.backend_name,
         "questions": len(rows),
@@ -172,8 +219,8 @@ def evaluate_answers(settings: Settings, questions: list[EvalQuestion], gold: di
         "contains_fact": share(with_fact, "contains_fact"),
         "citation_validity": share(rows, "valid_citations"),
         "supported_citations": round(sum(verdicts) / len(verdicts), 6) if verdicts else None,
-        "refusal_accuracy": share(unanswerable, "refused"),
-        "false_refusal_rate": share(answerable, "refused"),
+        **{k: overall[k] for k in DECISION_METRICS},
+        "by_split": {split: decisions([r for r in rows if r["split"] == split]) for split in ("tune", "heldout")},
         "errors": sum(1 for r in rows if r["error"]),
         "refusal_calibration": calibrate_refusal(rows),
         "overhead_ms_p50": round(statistics.median(r["overhead_ms"] for r in rows), 2),
@@ -220,7 +267,7 @@ def check_thresholds(results: dict, thresholds: dict) -> list[str]:
 
 
 def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True,
-                  progress: Callable | None = None) -> dict:
+                  progress: Callable | None = None, near_miss: Path | None = EVALS_DIR / "near_miss.jsonl") -> dict:
     """Ingest seeds/ into the settings' collection (idempotent; the CLI uses its own 'eval-seeds'),
     then score retrieval in every mode and, unless told not to, answers with the configured backend."""
     from rag.ingestion import ingest
@@ -229,14 +276,20 @@ def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True
     ingest([EVALS_DIR.parent / "seeds"], settings, progress=progress)
     questions = load_questions(questions_path)
     index = Index(settings)
-    gold = resolve_gold(questions, list(index.catalog.all_papers()))
+    papers = list(index.catalog.all_papers())
     index.close()
+    # The answer-or-refuse decision is also scored on questions as people type them: the hand-checked
+    # near misses and plain questions, and questions generated from every title.
+    asked = questions + load_questions(near_miss) + title_questions(papers) if near_miss else questions
+    gold = resolve_gold(asked, papers)
     results = {"questions": len(questions), "by_type": dict(sorted(Counter(q.type for q in questions).items())),
                "settings": {k: getattr(settings, k) for k in ("mode", "top_k", "rrf_k", "dense_weight",
-                                                              "bm25_weight", "refuse_below", "llm")},
+                                                              "bm25_weight", "refuse_below", "coverage_min",
+                                                              "name_rarity", "llm")},
                "retrieval": evaluate_retrieval(settings, questions, gold)}
     if answers:
-        results["answers"] = evaluate_answers(settings, questions, gold)
+        results["answers"] = evaluate_answers(settings, asked, gold)
+        results["answers"]["by_type"] = dict(sorted(Counter(q.type for q in asked).items()))
     return results
 
 

@@ -21,6 +21,7 @@ VARIABLES: dict[str, frozenset[str]] = {
     "context": frozenset({"sources", "question", "max_sentences", "refusal"}),
     "source": frozenset({"n", "title", "date", "text"}),
     "refusal": frozenset(),
+    "partial": frozenset({"missing"}),
     "condense": frozenset({"history", "question"}),
 }
 

@@ -76,6 +76,7 @@ class Retriever:
         with locked(settings.data_dir, exclusive=False):
             self._open()
         self._encoder = None
+        self._embedder = None
         # The UI's worker threads share one Retriever: SQLite, Chroma and bm25s are not
         # promised to be safe across threads, and a search takes ~10 ms, so serialise.
         self._mutex = threading.Lock()
@@ -101,12 +102,17 @@ class Retriever:
     def close(self) -> None:
         self.index.close()
 
-    def embed_query(self, query: str):
-        if self._encoder is None:
+    @property
+    def embedder(self):
+        if self._embedder is None:
             from rag.embedding import load_embedder
 
-            embedder = load_embedder(self.settings)
-            self._encoder = embedder.query_encoder(self.index.models_dir(self.manifest))
+            self._embedder = load_embedder(self.settings)
+        return self._embedder
+
+    def embed_query(self, query: str):
+        if self._encoder is None:
+            self._encoder = self.embedder.query_encoder(self.index.models_dir(self.manifest))
         return self._encoder.encode(query)
 
     def _dense(self, query: str, n_papers: int) -> tuple[list[str], dict[str, float], dict[str, str]]:

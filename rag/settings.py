@@ -24,6 +24,8 @@ MODES: tuple[str, ...] = get_args(Mode)
 Fusion = Literal["zscore", "rrf"]
 Backend = Literal["extractive", "openai", "ollama"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
+# With RAG_MAX_ANSWER_TOKENS unset, an answer may take this many tokens a sentence it is asked for.
+TOKENS_PER_SENTENCE = 60
 
 
 def _default_data_dir() -> Path:
@@ -70,12 +72,28 @@ class Settings(BaseSettings):
                                              description="API key (OPENAI_API_KEY); never printed.")
     ollama_host: str = Field("http://127.0.0.1:11434", validation_alias="OLLAMA_HOST",
                              description="Ollama server (OLLAMA_HOST).")
-    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait on the LLM backend.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait on the LLM backend for each read.")
+    llm_deadline: float = Field(120.0, gt=0, description=(
+        "Most seconds one LLM request may take from start to last token; a longer answer is stopped and "
+        "what arrived is kept."))
     refuse_below: float = Field(0.40, ge=-1, le=1, description=(
-        "Refuse without calling the LLM when the best chunk's cosine similarity to the question is "
-        "below this; calibrated on the eval set."))
+        "Answer when the best chunk's cosine similarity to the question reaches this; below it, only "
+        "term coverage or a name match (next two) can keep rag from refusing without calling the LLM."))
+    coverage_min: float = Field(0.5, ge=0, le=1, description=(
+        "Also answer when the retrieved papers hold this share of the question's key-term weight (IDF)."))
+    name_rarity: float = Field(0.02, ge=0, le=1, description=(
+        "A name from the question (QuantMCU, MNLI) found in a retrieved paper is evidence enough when at "
+        "most this share of the collection's papers use it."))
     max_sentences: int = Field(4, ge=1, le=20, description="Longest answer, in sentences.")
+    max_answer_tokens: int | None = Field(None, ge=1, description=(
+        f"Most tokens an LLM answer may take (sent as max_tokens / num_predict, and enforced on the stream); "
+        f"unset: {TOKENS_PER_SENTENCE} a sentence of max_sentences. See answer_token_cap."))
     prompts_dir: Path | None = Field(None, description="Directory of prompt templates overriding prompts/.")
+
+    @property
+    def answer_token_cap(self) -> int:
+        """The effective cap on an LLM answer's tokens: max_answer_tokens, or derived from max_sentences."""
+        return self.max_answer_tokens or TOKENS_PER_SENTENCE * self.max_sentences
 
     @field_validator("collection")
     @classmethod

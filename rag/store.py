@@ -252,14 +252,28 @@ class BM25Index:
             self._retriever = bm25s.BM25.load(str(self.directory), mmap=False, show_progress=False)
         return True
 
+    def tokenize(self, texts: list[str]) -> list[list[str]]:
+        """Each text's terms as this index sees them: stemmed, English stopwords dropped."""
+        import bm25s
+
+        return bm25s.tokenize([_split_cjk(t) for t in texts], stopwords="en", stemmer=self._stemmer(),
+                              return_ids=False, show_progress=False)
+
+    def doc_freqs(self, terms: list[str]) -> tuple[int, dict[str, int]]:
+        """(papers indexed, how many of them contain each term); 0 for a term no paper has."""
+        if not self._load():
+            return 0, dict.fromkeys(terms, 0)
+        indptr = self._retriever.scores["indptr"]
+        vocab = self._retriever.vocab_dict
+        freqs = {t: int(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0 for t in terms}
+        return int(self._retriever.scores["num_docs"]), freqs
+
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
         if not self._load():
             return []
-        import bm25s
         import numpy as np
 
-        tokens = bm25s.tokenize([_split_cjk(query)], stopwords="en", stemmer=self._stemmer(), return_ids=False,
-                                show_progress=False)[0]
+        tokens = self.tokenize([query])[0]
         token_ids = self._retriever.get_tokens_ids(tokens)
         if not token_ids:
             return []

@@ -20,8 +20,33 @@ many much
 """.split())
 
 
+# Chinese and Japanese end sentences with full-width marks and no space after them.
+_CJK_END = re.compile(r"(?<=[。！？])(?:\s*\[\d+(?:\s*[,\u2013-]\s*\d+)*\])*\s*")
+# The script a question is written in, by its letters: (name, first, last code point).
+_SCRIPTS = [("Latin", 0x41, 0x24F), ("Greek", 0x370, 0x3FF), ("Cyrillic", 0x400, 0x52F), ("Hebrew", 0x590, 0x5FF),
+            ("Arabic", 0x600, 0x6FF), ("Devanagari", 0x900, 0x97F), ("Thai", 0xE00, 0xE7F),
+            ("Japanese", 0x3040, 0x30FF), ("Chinese", 0x3400, 0x9FFF), ("Korean", 0xAC00, 0xD7AF)]
+
+
+def script_of(text: str) -> str:
+    """The script most of the text's letters are in ("Latin" when it has none)."""
+    counts: dict[str, int] = {}
+    for ch in text:
+        if ch.isalpha():
+            code = ord(ch)
+            name = next((n for n, lo, hi in _SCRIPTS if lo <= code <= hi), "other")
+            counts[name] = counts.get(name, 0) + 1
+    if counts.get("Japanese") and counts.get("Chinese"):  # kana among the kanji: Japanese
+        counts["Japanese"] += counts.pop("Chinese")
+    return max(counts, key=counts.get) if counts else "Latin"
+
+
 def sentences(text: str) -> list[str]:
     """Split into sentences, keeping each sentence's trailing [n] citations with it."""
+    cut = [m.end() for m in _CJK_END.finditer(text) if m.end() < len(text)]
+    if cut:
+        bounds = [0, *cut, len(text)]
+        return [s for a, b in zip(bounds, bounds[1:]) for s in sentences(text[a:b])]
     parts: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
@@ -42,11 +67,15 @@ def _stem():
     return Stemmer.Stemmer("english").stemWord
 
 
+_ACRONYM_PLURAL = re.compile(r"[A-Z][A-Z0-9]+s")  # LLMs, GPUs: the stemmer leaves them as they are
+
+
 def terms(text: str) -> list[str]:
     """Content words, lower-cased and stemmed; numbers kept as they are."""
     stem = _stem()
     out = []
-    for word in _WORD.findall(text.lower()):
+    for word in _WORD.findall(text):
+        word = (word[:-1] if _ACRONYM_PLURAL.fullmatch(word) else word).lower()
         if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
             continue
         out.append(word if _NUMBER.search(word) else stem(word))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import html
-import itertools
 import os
 import shutil
 import threading
@@ -110,6 +109,12 @@ def render_answer(answer: Answer, refusal: str) -> str:
                 "the chat; none of them answers the question.</span>")
     body = mark_unsupported(answer.answer, answer.citations)
     notes = []
+    if answer.decision == "partial":
+        notes.append("Answered in part: the sources do not mention " + ", ".join(answer.missing) + ".")
+    if not answer.verified:
+        notes.append("⚠ Unverified: the answer cites none of the sources.")
+    if answer.cut:
+        notes.append(f"⚠ Answer cut short: {answer.cut}")
     weak = [v for v in answer.citations if not v["supported"]]
     if weak:
         notes.append(f"⚠ {len(weak)} sentence{'s' if len(weak) > 1 else ''} not clearly supported by the "
@@ -217,12 +222,13 @@ def render_status(info: dict, backend: str) -> str:
 
 # --- the app: shared retriever, one Asker per backend configuration, per-tab chat state ----------
 def collection_status(settings: Settings, n_examples: int = 3) -> dict:
-    """Papers, chunks, model and example questions from a few titles, read from the catalog alone."""
+    """Papers, chunks, model and candidate example questions from a few titles (the catalog alone)."""
     from rag.store import status
 
     info = status(settings, titles=n_examples * 4)
-    examples = list(itertools.islice(filter(None, map(example_question, info["titles"])), n_examples))
-    return {"papers": info["papers"], "chunks": info["chunks"], "model": info["embed_model"], "examples": examples}
+    candidates = [q for q in map(example_question, info["titles"]) if q]
+    return {"papers": info["papers"], "chunks": info["chunks"], "model": info["embed_model"],
+            "candidates": candidates}
 
 
 def keep_upload(path: Path, data_dir: Path) -> Path:
@@ -283,7 +289,7 @@ class App:
             if key not in self._askers:
                 self._askers[key] = Asker(settings, retriever=retriever)
                 while len(self._askers) > MAX_ASKERS:
-                    self._askers.popitem(last=False)
+                    self._askers.popitem(last=False)[1].close()
             self._askers.move_to_end(key)
             return self._askers[key]
 
@@ -356,10 +362,29 @@ class App:
             result = render_report(report, Path(path).name)
         return result, None, *self.status()
 
+    def examples(self, candidates: list[str], n: int = 3) -> list[str]:
+        """The first candidates that rag would answer, not refuse or answer in part: an example
+        button must not lead to "the collection does not cover this question"."""
+        if not candidates:
+            return []
+        try:
+            asker = self.asker(self.settings)
+            chosen = []
+            for question in candidates:
+                hits = asker.retriever.search(question)
+                if asker.decide(question, [Source.from_hit(i, h) for i, h in enumerate(hits, 1)]).outcome == "answer":
+                    chosen.append(question)
+                if len(chosen) == n:
+                    break
+            return chosen
+        except RagError:
+            return []  # busy or gone: no examples this time, the header says why
+
     def status(self) -> tuple:
         """The header line and the example-question buttons, refreshed on page load and after ingest."""
         info = collection_status(self.settings)
-        buttons = [gr.update(value=q, visible=True) for q in info["examples"]]
+        examples = self.examples(info["candidates"]) if info["papers"] else []
+        buttons = [gr.update(value=q, visible=True) for q in examples]
         buttons += [gr.update(visible=False)] * (3 - len(buttons))
         return render_status(info, self.settings.llm), *buttons
 

@@ -41,6 +41,7 @@ class HashEmbedder:
     fingerprint = "hashed-words-4096-v1"
     max_tokens = 256
     dim = 4096
+    scripts = frozenset({"Latin"})
 
     def __init__(self, settings=None):
         self.settings = settings
@@ -120,6 +121,7 @@ class ScriptedBackend:
     """A queueable chat backend: returns the replies it was given and records what it was sent."""
 
     name, url, model = "scripted", "http://scripted.invalid", "scripted-1"
+    closed = False
 
     def __init__(self, *replies: str | Exception):
         self.replies = list(replies)
@@ -132,13 +134,16 @@ class ScriptedBackend:
             raise reply
         return reply
 
-    def stream(self, messages) -> Iterator[str]:
-        reply = self._next(messages)
+    def answer(self, request) -> Iterator[str]:
+        reply = self._next(request.messages)
         for word in reply.split(" "):
             yield word + " "
 
     def complete(self, messages) -> str:
         return self._next(messages)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 # --- fixtures --------------------------------------------------------------------------------------------------

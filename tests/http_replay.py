@@ -1,7 +1,8 @@
 """httpx.MockTransport helpers shared by the backend tests."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import httpx
 
@@ -30,3 +31,25 @@ class CutStream(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         yield self.head
         raise self.error
+
+
+class Endless(httpx.SyncByteStream):
+    """A body that never ends: `head`, then chunk(0), chunk(1), ... with `delay` seconds before each.
+    Records how many chunks were read and whether the client closed it."""
+
+    def __init__(self, chunk: Callable[[int], bytes], delay: float = 0.0, head: bytes = b"") -> None:
+        self.chunk, self.delay, self.head = chunk, delay, head
+        self.read = 0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.head:
+            yield self.head
+        while True:
+            if self.delay:
+                time.sleep(self.delay)
+            self.read += 1
+            yield self.chunk(self.read - 1)
+
+    def close(self) -> None:
+        self.closed = True

@@ -153,3 +153,81 @@ def test_extractive_answer_is_not_padded_with_a_weak_match_from_another_paper():
     both = extractive.answer("Which papers reduce computation on microcontrollers?",
                              [(1, *quant), (2, "TinyOps", "TinyOps reduces computation on microcontrollers by 3x.")])
     assert "[1]" in both and "[2]" in both
+
+
+# --- the decision: answer, partial, refuse ----------------------------------------------------------
+def test_a_name_question_is_answered_from_the_paper_that_has_the_name(fake_seed_settings):
+    answer = Asker(fake_seed_settings).ask("What is QuantMCU?")
+    assert answer.decision == "answer" and not answer.refused and answer.evidence["name_match"]
+    assert "QuantMCU" in answer.answer and "[1]" in answer.answer
+
+
+def test_a_near_miss_is_answered_in_part_naming_what_is_missing(fake_seed_settings):
+    answer = Asker(fake_seed_settings).ask("What score does LoRA-GA reach on the MMLU benchmark with Llama 2-7B?")
+    assert answer.decision == "partial" and not answer.refused
+    assert any("MMLU" in m for m in answer.missing)
+    assert answer.answer.endswith(f"None of the sources mentions “{answer.missing[0]}”.") or "MMLU" in answer.answer
+
+
+def test_partial_and_decision_reach_the_json(fake_seed_dir):
+    result = run_rag("ask", "What BLEU score does the personalized chatbot built from implicit user profiles obtain?",
+                     "--json", env={"RAG_DATA_DIR": str(fake_seed_dir)})
+    answer = json.loads(result.stdout)
+    assert answer["decision"] == "partial" and answer["missing"] == ["BLEU"] and answer["refused"] is False
+    assert {"dense", "coverage", "name_match"} <= answer["evidence"].keys()
+    text = run_rag("ask", "What BLEU score does the personalized chatbot obtain?",
+                   env={"RAG_DATA_DIR": str(fake_seed_dir)})
+    assert "None of the sources mentions “BLEU”" in text.stdout and "decision: partial" in text.stdout
+
+
+def test_a_question_in_a_script_the_model_cannot_read_is_not_answered(fake_seed_settings):
+    backend = ScriptedBackend()
+    answer = Asker(fake_seed_settings, backend=backend).ask("这篇论文如何减少激活内存？")
+    assert answer.refused and answer.decision == "refuse" and answer.evidence == {"script": "Chinese"}
+    assert "Chinese script" in answer.answer and "RAG_EMBED_MODEL" in answer.answer
+    assert backend.sent == [] and answer.citations == []
+
+
+def test_an_llm_reply_citing_nothing_is_unverified_and_a_refusal_that_answers_is_no_refusal(fake_seed_settings):
+    refusal = prompts.load("refusal").text
+    backend = ScriptedBackend("LoRA-GA aligns the gradients at the first step.",
+                              f"{refusal} LoRA-GA aligns the gradients of the low-rank product [1].")
+    asker = Asker(fake_seed_settings, backend=backend)
+    uncited = asker.ask("What does LoRA-GA align at the first step?")
+    assert not uncited.refused and uncited.verified is False
+    both = asker.ask("What does LoRA-GA align at the first step?")
+    assert not both.refused and both.verified and both.decision == "answer"
+
+
+def test_a_cut_answer_keeps_its_text_and_says_so(fake_seed_settings):
+    from rag.errors import AnswerCut
+
+    class Looping(ScriptedBackend):
+        def answer(self, request):
+            yield "LoRA-GA aligns gradients [1]. "
+            raise AnswerCut("scripted: answer stopped after 30 characters: it repeated itself", reason="repeat")
+
+    answer = Asker(fake_seed_settings, backend=Looping()).ask("What does LoRA-GA align at the first step?")
+    assert answer.answer.startswith("LoRA-GA aligns gradients [1].") and "repeated itself" in answer.cut
+    assert answer.error is None
+
+
+def test_reference_marks_inside_an_abstract_do_not_become_citations():
+    from rag.llm import extractive
+
+    abstract = "SparseFlow is 3x faster than dense attention [2, 5]. It uses [7] kernels."
+    text = extractive.answer("How much faster is SparseFlow than dense attention?", [(1, "SparseFlow", abstract)])
+    assert text.count("[") == text.count("[1]") and "3x faster" in text
+
+
+def test_extractive_is_a_backend_like_the_others():
+    from rag.llm import AnswerRequest, SourceText, make_backend
+    from rag.settings import Settings
+
+    backend = make_backend(Settings(llm="extractive"))
+    request = AnswerRequest("What does SparseFlow speed up?",
+                            [SourceText(1, "SparseFlow", "SparseFlow speeds up attention.", 0.9)])
+    assert backend.name == "extractive" and "[1]" in "".join(backend.answer(request))
+    with pytest.raises(LLMError):
+        backend.complete([])
+    backend.close()

@@ -57,7 +57,7 @@ def papers_with(span: str, corpus: dict[str, str]) -> list[str]:
 
 def test_every_line_has_the_schema(questions):
     for q in questions:
-        assert set(q) <= {"id", "type", "question", "gold", "answer_contains", "note"}, q.get("id")
+        assert set(q) <= {"id", "type", "question", "gold", "answer_contains", "missing", "note"}, q.get("id")
         assert {"id", "type", "question", "gold", "answer_contains"} <= set(q), q.get("id")
         assert re.fullmatch(r"q\d{3}", q["id"]), q["id"]
         assert q["type"] in TYPES, (q["id"], q["type"])
@@ -69,6 +69,13 @@ def test_every_line_has_the_schema(questions):
         assert isinstance(q["answer_contains"], list), q["id"]
         assert all(isinstance(a, str) and a.strip() for a in q["answer_contains"]), q["id"]
         assert isinstance(q.get("note", ""), str), q["id"]
+        if "missing" in q:                   # what an unanswerable question asks for that no paper states
+            assert q["type"] == "unanswerable", f"{q['id']}: only unanswerable questions carry missing"
+            miss = q["missing"]
+            assert isinstance(miss, list) and 1 <= len(miss) <= 3, f"{q['id']}: missing lists 1-3 terms"
+            assert all(isinstance(m, str) and m.strip() for m in miss), f"{q['id']}: empty missing term"
+            for m in miss:
+                assert m.lower() in q["question"].lower(), f"{q['id']}: missing term {m!r} is not in the question"
 
 
 def test_ids_and_questions_are_unique(questions):

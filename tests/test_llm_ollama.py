@@ -3,16 +3,15 @@ httpx.MockTransport: NDJSON from /api/chat, JSON error bodies, the /api/tags lis
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import httpx
 import pytest
-from http_replay import CutStream, Replay
+from http_replay import CutStream, Endless, Replay
 
-from rag.errors import LLMError
+from rag.errors import AnswerCut, LLMError
 from rag.llm import Message, make_backend
-from rag.llm.http import RetryPolicy
+from rag.llm.http import CHARS_PER_TOKEN, RetryPolicy
 from rag.llm.ollama import OllamaBackend, normalize_host
 from rag.settings import Settings
 
@@ -74,7 +73,7 @@ def test_recorded_stream_and_request_body():
     request = replay.requests[0]
     assert str(request.url) == f"{HOST}/api/chat" and "authorization" not in request.headers
     assert json.loads(request.content) == {
-        "model": "llama3.2:1b", "stream": True, "options": {"temperature": 0},
+        "model": "llama3.2:1b", "stream": True, "options": {"temperature": 0, "num_predict": 240},
         "messages": [{"role": "system", "content": "Answer from the abstracts."},
                      {"role": "user", "content": "What is RAG?"}]}
 
@@ -122,10 +121,62 @@ def test_thinking_never_reaches_the_answer():
     assert answer == "There are three."
 
 
-def test_length_keeps_the_cut_answer_and_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="rag.llm"):
-        assert backend(Replay(upstream("chat_stream_length.ndjson"))).complete(MSGS) == "The"
-    assert 'done_reason "length"' in caplog.text
+def test_length_cuts_the_answer_keeping_its_text():
+    # Was a warning with the answer returned; now the cut is an AnswerCut that carries the text.
+    got: list[str] = []
+    with pytest.raises(AnswerCut) as info:
+        for piece in backend(Replay(upstream("chat_stream_length.ndjson"))).stream(MSGS):
+            got.append(piece)
+    assert got == ["The"] and info.value.text == "The" and info.value.reason == "length"
+    assert str(info.value).startswith(f"ollama backend at {HOST}: answer stopped after 3 characters")
+    assert 'done_reason "length"' in str(info.value) and "RAG_MAX_ANSWER_TOKENS is 240" in str(info.value)
+
+
+def test_length_on_a_done_line_with_text_keeps_that_text():
+    body = ndjson(line("Hi"), line(" there", True, done_reason="length"))
+    with pytest.raises(AnswerCut) as info:
+        list(backend(Replay(ok(body))).stream(MSGS))
+    assert info.value.text == "Hi there"
+
+
+# -- bounded output ----------------------------------------------------------------------------
+def cut(b: OllamaBackend) -> tuple[AnswerCut, list[str]]:
+    got: list[str] = []
+    with pytest.raises(AnswerCut) as info:
+        for piece in b.stream(MSGS):
+            got.append(piece)
+    assert str(info.value).startswith(f"ollama backend at {HOST}: answer stopped after {len(''.join(got))} characters")
+    assert info.value.text == "".join(got)
+    return info.value, got
+
+
+@pytest.mark.parametrize(("overrides", "sent"), [({"max_sentences": 3}, 180), ({"max_answer_tokens": 64}, 64)])
+def test_body_carries_num_predict(overrides, sent):
+    replay = Replay(ok(GOOD))
+    backend(replay, **overrides).complete(MSGS)
+    assert json.loads(replay.requests[0].content)["options"] == {"temperature": 0, "num_predict": sent}
+
+
+def test_looping_stream_is_cut_keeping_the_text():
+    words = "The method is designed to detect gradual shifts in the distribution of data.\n\n".split(" ")
+    body = Endless(lambda i: ndjson(line(words[i % len(words)] + ("" if i % len(words) == len(words) - 1 else " "))))
+    error, got = cut(backend(Replay(ok(body))))
+    text = "".join(got)
+    assert error.reason == "repeat" and "the answer repeated itself" in str(error)
+    assert text.count("The method is designed") == 3 and body.closed
+
+
+def test_endless_stream_is_stopped_by_the_client_side_cap():
+    body = Endless(lambda i: ndjson(line(f" w{i}")))
+    error, got = cut(backend(Replay(ok(body)), max_answer_tokens=40))
+    assert error.reason == "max_tokens" and "reached RAG_MAX_ANSWER_TOKENS (40 tokens" in str(error)
+    assert len("".join(got)) <= 40 * CHARS_PER_TOKEN and body.closed
+
+
+def test_slow_endless_stream_is_stopped_by_the_deadline():
+    body = Endless(lambda i: ndjson(line(f" w{i}")), delay=0.02)
+    error, got = cut(backend(Replay(ok(body)), llm_deadline=0.5))
+    assert error.reason == "deadline" and "ran past RAG_LLM_DEADLINE (0.5 s)" in str(error) and got
 
 
 def test_length_spent_on_thinking():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import statistics
 import time
@@ -11,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from http_replay import CutStream, Replay
+from http_replay import CutStream, Endless, Replay
 
-from rag.errors import LLMError
+from rag.errors import AnswerCut, LLMError
 from rag.llm import Message, make_backend
-from rag.llm.http import RetryPolicy
+from rag.llm.http import CHARS_PER_TOKEN, RetryPolicy, repeats_itself
 from rag.llm.openai import OpenAIBackend, normalize_base_url
 from rag.settings import Settings
 
@@ -79,15 +78,19 @@ def test_request_body_headers_and_recorded_openai_stream():
     assert str(request.url) == f"{BASE}/chat/completions"
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert json.loads(request.content) == {
-        "model": "gpt-test", "stream": True, "temperature": 0,
+        "model": "gpt-test", "stream": True, "temperature": 0, "max_tokens": 240,  # 60 x RAG_MAX_SENTENCES 4
         "messages": [{"role": "system", "content": "Answer from the abstracts."},
                      {"role": "user", "content": "What is RAG?"}]}
 
 
 def test_recorded_llamacpp_stream():
+    # Recorded with max_tokens 12, so it ends in finish_reason "length": the 12 pieces stream, then AnswerCut.
     b = backend(Replay(ok((FIXTURES / "llamacpp_chat_stream.sse").read_bytes())))
-    pieces = list(b.stream(MSGS))
-    assert "".join(pieces) == "Retrieval-augmented generation is a technique used in"
+    pieces: list[str] = []
+    with pytest.raises(AnswerCut, match='finish_reason "length"') as info:
+        for piece in b.stream(MSGS):
+            pieces.append(piece)
+    assert "".join(pieces) == info.value.text == "Retrieval-augmented generation is a technique used in"
     assert len(pieces) == 12
 
 
@@ -149,11 +152,18 @@ def test_missing_done_after_finish_reason_is_accepted():
     assert backend(Replay(ok(sse(delta("x"), delta(None, "stop"))))).complete(MSGS) == "x"
 
 
-def test_length_keeps_the_cut_answer_and_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="rag.llm"):
-        answer = backend(Replay(ok(sse(delta("The answer is"), delta(None, "length"), "[DONE]")))).complete(MSGS)
-    assert answer == "The answer is"
-    assert 'finish_reason "length"' in caplog.text and "cut off" in caplog.text
+def test_length_cuts_the_answer_keeping_its_text():
+    # Was a warning with the answer returned; now the cut is an AnswerCut that carries the text.
+    b = backend(Replay(ok(sse(delta("The answer is"), delta(None, "length"), "[DONE]"))))
+    got: list[str] = []
+    with pytest.raises(AnswerCut) as info:
+        for piece in b.stream(MSGS):
+            got.append(piece)
+    assert got == ["The answer is"] and info.value.text == "The answer is" and info.value.reason == "length"
+    message = str(info.value)
+    assert message.startswith(f"openai backend at {BASE}: answer stopped after 13 characters")
+    assert 'finish_reason "length"' in message and "RAG_MAX_ANSWER_TOKENS is 240" in message
+    assert info.value.exit_code == 4 and isinstance(info.value, LLMError)
 
 
 def test_length_spent_on_reasoning():
@@ -166,6 +176,94 @@ def test_length_spent_on_reasoning():
 def test_multiline_data_event_is_joined():
     body = b'data: {"choices": [{"delta":\ndata: {"content": "joined"}}]}\n\ndata: [DONE]\n\n'
     assert backend(Replay(ok(body))).complete(MSGS) == "joined"
+
+
+# -- bounded output ----------------------------------------------------------------------------
+STREAMS = json.loads((FIXTURES / "smollm2_streams.json").read_text())  # real SmolLM2 pieces; see README
+
+
+def cut(b: OpenAIBackend) -> tuple[AnswerCut, list[str]]:
+    """Run a stream that must be cut; return the AnswerCut and the pieces handed on before it."""
+    got: list[str] = []
+    with pytest.raises(AnswerCut) as info:
+        for piece in b.stream(MSGS):
+            got.append(piece)
+    assert str(info.value).startswith(f"openai backend at {BASE}: answer stopped after {len(''.join(got))} characters")
+    assert info.value.text == "".join(got)
+    return info.value, got
+
+
+@pytest.mark.parametrize(("overrides", "sent"), [({}, 240), ({"max_sentences": 2}, 120),
+                                                 ({"max_answer_tokens": 50}, 50)])
+def test_body_carries_max_tokens(overrides, sent):
+    replay = Replay(ok(GOOD))
+    b = backend(replay, **overrides)
+    assert b.complete(MSGS) == "Hello world"
+    assert json.loads(replay.requests[0].content)["max_tokens"] == sent
+    assert Settings(llm="openai", **overrides).answer_token_cap == sent
+
+
+@pytest.mark.parametrize("name", ["loop_newlines", "loop_after_refusal"])
+def test_real_looping_stream_is_cut_keeping_the_text(name):
+    pieces = STREAMS[name]["pieces"]
+    # The recorded 1,500 characters, then the same loop on and on: the server would not stop.
+    body = Endless(lambda i: sse(delta(pieces[i] if i < len(pieces) else " and on")))
+    error, got = cut(backend(Replay(ok(body))))
+    assert error.reason == "repeat" and "the answer repeated itself" in str(error)
+    text = "".join(got)
+    assert text == "".join(pieces)[:len(text)] and 300 < len(text) < 1100  # stopped soon after the third copy
+    assert body.closed and body.read == len(got) + 1  # the piece after the loop was read, not handed on
+
+
+@pytest.mark.parametrize("name", ["ends_repeating_refusal", "answer", "numbered_list"])
+def test_real_answers_that_end_are_not_cut(name):
+    pieces = STREAMS[name]["pieces"]
+    assert STREAMS[name]["finish_reason"] == "stop"
+    body = sse(*(delta(p) for p in pieces), delta(None, "stop"), "[DONE]")
+    assert backend(Replay(ok(body))).complete(MSGS) == "".join(pieces)
+
+
+def test_repeats_itself():
+    sentence = "It is a method that uses a large number of parameters. "  # 55 characters
+    assert not repeats_itself(sentence * 2)
+    assert repeats_itself("Intro. " + sentence * 3)
+    assert repeats_itself("x " + sentence * 3 + sentence[:20])        # in any phase
+    assert repeats_itself(sentence + sentence.strip() + "\n\n" + sentence)  # whitespace runs count as one
+    assert repeats_itself("".join(f"{i}. The same list item again\n" for i in range(1, 5)))  # counters aside
+    assert repeats_itself("the " * 30) and not repeats_itself("the " * 20)   # short units: 90 characters
+    assert not repeats_itself("| 0.71 | 0.65 |\n| 0.73 | 0.61 |\n| 0.70 | 0.66 |\n| 0.72 | 0.64 |\n")  # a table
+    assert not repeats_itself("".join(STREAMS["answer"]["pieces"]))
+    assert not repeats_itself("The collection does not cover this question.\n\n" * 2
+                              + "The collection does not cover this question.")
+
+
+def test_endless_stream_is_stopped_by_the_client_side_cap():
+    # A server that ignores max_tokens and never stops: distinct words, so only the character cap can fire.
+    body = Endless(lambda i: sse(delta(f" w{i}")))
+    error, got = cut(backend(Replay(ok(body)), max_answer_tokens=50))
+    assert error.reason == "max_tokens" and "reached RAG_MAX_ANSWER_TOKENS (50 tokens" in str(error)
+    assert 50 * CHARS_PER_TOKEN - 6 < len("".join(got)) <= 50 * CHARS_PER_TOKEN
+    assert body.closed
+
+
+def test_slow_endless_stream_is_stopped_by_the_deadline():
+    body = Endless(lambda i: sse(delta(f" w{i}")), delay=0.02)
+    error, got = cut(backend(Replay(ok(body)), llm_deadline=0.5))
+    assert error.reason == "deadline" and "ran past RAG_LLM_DEADLINE (0.5 s)" in str(error)
+    assert got and body.closed
+
+
+def test_deadline_before_any_text_is_a_plain_fault():
+    # Keep-alive comments only: each read is quick, so RAG_LLM_TIMEOUT never fires; the deadline does.
+    body = Endless(lambda i: b": keep-alive\n\n", delay=0.02)
+    message = fault(backend(Replay(ok(body)), llm_deadline=0.3))
+    assert "no answer text within 0.3 s (RAG_LLM_DEADLINE)" in message and body.closed
+
+
+def test_answer_finishing_on_its_last_line_is_not_cut():
+    # Exactly at the cap and finished: the server's own end wins over the bound.
+    body = sse(delta("abcdef" * 10), delta(None, "stop"), "[DONE]")
+    assert backend(Replay(ok(body)), max_answer_tokens=10).complete(MSGS) == "abcdef" * 10
 
 
 # -- faults inside the stream ------------------------------------------------------------------
@@ -411,6 +509,16 @@ def test_real_server_streams_with_discovered_model(llama, gguf):
 def test_real_server_ignores_unknown_model_names(llama):
     # llama.cpp serving one model answers with it whatever "model" says (HTTP 200), so nothing to catch here.
     assert real(llama.url, llm_model="no-such-model").complete(HI).strip()
+
+
+@pytest.mark.slow
+def test_real_server_honours_max_tokens(llama):
+    # The server's own cap is 8 tokens; ours, 3, stops it first, and its "length" finish is an AnswerCut.
+    got: list[str] = []
+    with pytest.raises(AnswerCut, match='finish_reason "length"') as info:
+        for piece in real(llama.url, max_answer_tokens=3).stream([Message("user", "Count from 1 to 100.")]):
+            got.append(piece)
+    assert info.value.reason == "length" and info.value.text == "".join(got) and 1 <= len(got) <= 3
 
 
 @pytest.mark.slow

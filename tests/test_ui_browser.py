@@ -353,6 +353,21 @@ class TestBrowser:
         expect(page.locator("#chatbot [data-testid=bot]")).to_have_count(0)
         expect(page.locator("#sources")).to_contain_text("Sources appear here")
 
+    def test_the_first_example_question_gets_a_cited_answer(self, page):
+        from playwright.sync_api import expect
+
+        from rag.prompts import load
+
+        example = page.locator("button.example").first
+        expect(example).to_be_visible()
+        example.click()
+        reply = page.locator("#chatbot [data-testid=bot]").first
+        expect(reply).to_be_visible()
+        expect(reply).not_to_contain_text("▍")
+        expect(reply.locator("a.cite").first).to_be_visible()
+        expect(reply).not_to_contain_text(load("refusal").text)
+        page.locator("#new-chat").click()
+
     def test_refused_question_lists_nearest_papers(self, page):
         from playwright.sync_api import expect
 

@@ -1,5 +1,5 @@
-"""LLM backends. HTTP ones (OpenAI-compatible, Ollama) implement `ChatBackend`; the offline
-extractive answerer lives in rag.llm.extractive and needs no model at all."""
-from rag.llm.base import ChatBackend, Message, make_backend
+"""Answer backends behind one Protocol (`ChatBackend`): the offline extractive answerer, an
+OpenAI-compatible endpoint and Ollama; `make_backend(settings)` builds the one settings name."""
+from rag.llm.base import AnswerRequest, ChatBackend, Message, SourceText, make_backend
 
-__all__ = ["ChatBackend", "Message", "make_backend"]
+__all__ = ["AnswerRequest", "ChatBackend", "Message", "SourceText", "make_backend"]

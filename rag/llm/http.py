@@ -9,6 +9,13 @@ hints its errors give.
 Retries happen only where repeating the request cannot duplicate or garble output: a connection
 that never opened (or a pooled one the server closed before answering), HTTP 429 and 5xx, and
 always before the first token has been handed on.
+
+Every answer is bounded, whatever the server does: the body asks for at most `max_tokens`
+(RAG_MAX_ANSWER_TOKENS), and the stream itself is stopped (the request closed) when its text passes
+CHARS_PER_TOKEN characters a token (a server that ignores max_tokens), when it ends in one stretch
+repeated REPEAT_COPIES times (a looping model), or when RAG_LLM_DEADLINE has passed since the
+request began. The text streamed until then stands, and `AnswerCut` says which bound stopped it; so
+does a server's own "length" finish after some text.
 """
 from __future__ import annotations
 
@@ -26,8 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from rag.errors import ConfigError, LLMError
-from rag.llm.base import Message
+from rag.errors import AnswerCut, ConfigError, LLMError
+from rag.llm.base import AnswerRequest, Message
 
 log = logging.getLogger("rag.llm")
 
@@ -37,6 +44,17 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Raised by send() only before any response byte, i.e. before the server could have answered.
 _DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 _KEY_LIKE = re.compile(r"\b(sk-|Bearer\s+)[^\s\"',]+")  # server echoes of a (masked) key
+
+# English runs about 4 characters a token; 6 leaves room for long words and numbers, so a server
+# that honours max_tokens always stops first and this only catches one that ignores it.
+CHARS_PER_TOKEN = 6
+# A looping model: its text ends in one stretch of at least REPEAT_MIN_CHARS characters (or a shorter
+# one repeated to as many characters in all), REPEAT_COPIES times back to back.
+REPEAT_MIN_CHARS = 30
+REPEAT_COPIES = 3
+REPEAT_WINDOW = 1500  # characters of the tail looked at: stretches up to 500 characters are caught
+_SPACES = re.compile(r"\s+")
+_LIST_NUMBER = re.compile(r"(?m)^[ \t]*\d+[.)][ \t]+")  # "3. " opening a line: a numbered list's counter
 
 
 @dataclass(frozen=True)
@@ -61,17 +79,44 @@ class StreamFault(Exception):
     """Raised by a line decoder; the backend adds its name, URL and how much had arrived."""
 
 
-def token_limit_reached(backend: str, signal: str, had_text: bool, hint: str) -> None:
-    """The server stopped at the model's token limit. Text so far is a cut-off answer worth keeping
-    (with a warning); none at all usually means a reasoning model spent the budget thinking."""
+def token_limit_reached(signal: str, had_text: bool) -> str:
+    """The server stopped at a token limit (`signal` says how it said so): returns the signal for the
+    decoder's `cut` when there was answer text, which the backend then reports as `AnswerCut`. With
+    none at all it is a fault: usually a reasoning model that spent the budget thinking."""
     if not had_text:
         raise StreamFault(f"the model hit its token limit ({signal}) before any answer text; "
-                          "a reasoning model may have spent it all thinking")
-    log.warning(f"{backend}: the answer was cut off at the model's token limit ({signal}; {hint})")
+                          "a reasoning model may have spent it all thinking (raise RAG_MAX_ANSWER_TOKENS)")
+    return signal
+
+
+def repeats_itself(text: str) -> bool:
+    """True when `text` ends in one stretch repeated REPEAT_COPIES times back to back, the repeats
+    spanning at least REPEAT_COPIES x REPEAT_MIN_CHARS characters: the mark of a looping model.
+    Runs of whitespace count as one space and numbered-list counters are ignored, so
+    "x. x.\n\nx." and "1. x\n2. x\n3. x" are repeats too. Looks at the last REPEAT_WINDOW characters."""
+    tail = _SPACES.sub(" ", _LIST_NUMBER.sub("", text[-REPEAT_WINDOW:]))
+    n, least = len(tail), REPEAT_COPIES * REPEAT_MIN_CHARS
+    if n < least:
+        return False
+    # Text that repeats with period p ends in a key of REPEAT_MIN_CHARS characters that also occurs p
+    # characters earlier: try those distances, nearest first.
+    key = tail[-REPEAT_MIN_CHARS:]
+    at = n - REPEAT_MIN_CHARS
+    found = tail.rfind(key, 0, n - 1)
+    while found >= 0:
+        period = at - found
+        span = max(REPEAT_COPIES * period, least)
+        if span > n:
+            return False
+        if tail[n - span + period:] == tail[n - span:n - period]:
+            return True
+        found = tail.rfind(key, 0, found + REPEAT_MIN_CHARS - 1)
+    return False
 
 
 class LineDecoder(Protocol):
     done: bool  # the server said the answer is complete
+    cut: str | None  # the server stopped it at a token limit: how it said so (e.g. 'finish_reason "length"')
 
     def feed(self, line: str) -> str | None:
         """One line of the body in; the text it completes (if any) out. Raises StreamFault."""
@@ -173,12 +218,15 @@ class StreamingBackend:
     url_hint: ClassVar[str]           # what to check when the URL looks wrong
 
     def __init__(self, url: str, model: str, client: httpx.Client, *, timeout: float,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, max_tokens: int | None = None,
+                 deadline: float | None = None) -> None:
         self.url = display_url(url)
         self.model = model
         self._client = client
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
+        self.max_tokens = max_tokens   # asked of the server, and enforced here in characters; None: no cap
+        self.deadline = deadline       # seconds from request start to last token; None: none
 
     def __repr__(self) -> str:  # never shows headers or the key
         return f"{type(self).__name__}(url={self.url!r}, model={self.model!r})"
@@ -207,7 +255,10 @@ class StreamingBackend:
 
     # -- the shared loop ---------------------------------------------------------------------
     def stream(self, messages: list[Message]) -> Generator[str, None, None]:  # closable: ends the request
+        started = time.monotonic()  # RAG_LLM_DEADLINE counts from here, retries and all
         sent = 0  # characters handed on; after the first, nothing is retried
+        pieces: list[str] = []
+        tail = ""  # the last REPEAT_WINDOW characters, for the loop check
         with self._request("POST", self.chat_path, self._payload(messages)) as response:
             if "text/html" in response.headers.get("content-type", ""):
                 raise self._fail(f"got an HTML page, not a chat stream; {self.url_hint}")
@@ -215,8 +266,12 @@ class StreamingBackend:
             try:
                 for line in response.iter_lines():
                     piece = decoder.feed(line)
+                    if not decoder.done:  # the last line of a finished answer is never cut
+                        self._check_bounds(started, sent, piece, tail, pieces)
                     if piece:
                         sent += len(piece)
+                        pieces.append(piece)
+                        tail = (tail + piece)[-REPEAT_WINDOW:]
                         yield piece
                     if decoder.done:  # stop here rather than wait on a server slow to close the body
                         break
@@ -224,6 +279,7 @@ class StreamingBackend:
                     piece = decoder.flush()
                     if piece:
                         sent += len(piece)
+                        pieces.append(piece)
                         yield piece
             except StreamFault as exc:
                 raise self._fail(f"{exc} (after {sent} characters had arrived)") from exc
@@ -236,6 +292,31 @@ class StreamingBackend:
             raise self._fail(f"stream cut after {sent} characters had arrived (ended without its end marker)")
         if sent == 0:
             raise self._fail(f"empty completion: model {self.model!r} returned no text")
+        if decoder.cut:
+            limit = f"RAG_MAX_ANSWER_TOKENS is {self.max_tokens}" if self.max_tokens else "no RAG_MAX_ANSWER_TOKENS"
+            raise self._cut("length", pieces, f"the server stopped it at a token limit ({decoder.cut}; {limit}, "
+                                              "or the model's context is full)")
+
+    def _check_bounds(self, started: float, sent: int, piece: str | None, tail: str, pieces: list[str]) -> None:
+        """Raise AnswerCut (the text so far kept) when the stream ran past a bound; called on every line."""
+        if self.deadline is not None and time.monotonic() - started > self.deadline:
+            if not sent:  # nothing to keep: the server never got to the answer
+                raise self._fail(f"no answer text within {self.deadline:g} s (RAG_LLM_DEADLINE)")
+            raise self._cut("deadline", pieces, f"ran past RAG_LLM_DEADLINE ({self.deadline:g} s)")
+        if not piece:
+            return
+        most = self.max_tokens * CHARS_PER_TOKEN if self.max_tokens is not None else None
+        if most is not None and sent + len(piece) > most:
+            raise self._cut("max_tokens", pieces, f"reached RAG_MAX_ANSWER_TOKENS ({self.max_tokens} tokens; "
+                                                  f"the server went on past {most} characters)")
+        # The text so far, not this piece: a model that repeats itself three times and then stops has
+        # finished (badly); one that goes on after the third time is looping.
+        if repeats_itself(tail):
+            raise self._cut("repeat", pieces, "the answer repeated itself")
+
+    def answer(self, request: AnswerRequest) -> Iterator[str]:
+        """ChatBackend: the rendered prompt, streamed."""
+        return self.stream(request.messages)
 
     def complete(self, messages: list[Message]) -> str:
         return "".join(self.stream(messages))
@@ -301,10 +382,18 @@ class StreamingBackend:
         raise self._fail(f"no model configured and {many.format(n=len(names))}; set RAG_LLM_MODEL to one of: {shown}")
 
     def _fail(self, detail: str) -> LLMError:
+        return LLMError(self._message(detail))
+
+    def _cut(self, reason: str, pieces: list[str], why: str) -> AnswerCut:
+        text = "".join(pieces)
+        return AnswerCut(self._message(f"answer stopped after {len(text)} characters: {why}"), reason=reason,
+                         text=text)
+
+    def _message(self, detail: str) -> str:
         message = f"{self.name} backend at {self.url}: {detail}"
         # The key lives only in the client's headers, whose repr httpx already masks as [secure].
         secret = self._client.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return LLMError(message.replace(secret, "***") if len(secret) >= 8 else message)
+        return message.replace(secret, "***") if len(secret) >= 8 else message
 
     def _connect_failure(self, exc: httpx.HTTPError, attempt: int) -> tuple[str, float | None]:
         """(what went wrong, seconds to wait before trying again or None if that cannot help)."""

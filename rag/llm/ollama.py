@@ -46,6 +46,7 @@ def normalize_host(host: str) -> str:
 class NDJSONDecoder:
     def __init__(self) -> None:
         self.done = False
+        self.cut: str | None = None
         self._text = False  # any answer text so far
 
     def feed(self, line: str) -> str | None:
@@ -60,8 +61,7 @@ class NDJSONDecoder:
         if event.get("done"):
             self.done = True
             if event.get("done_reason") == "length":  # num_predict or the context ran out
-                token_limit_reached("ollama", 'done_reason "length"', self._text,
-                                    "see the model's num_predict and num_ctx")
+                self.cut = token_limit_reached('done_reason "length"', self._text)
         return content
 
     def flush(self) -> str | None:
@@ -80,14 +80,18 @@ class OllamaBackend(StreamingBackend):
                       retry: RetryPolicy | None = None) -> OllamaBackend:
         base = normalize_host(settings.ollama_host)
         client = make_client(base, settings.llm_timeout, transport, {})
-        backend = cls(base, settings.llm_model or "", client, timeout=settings.llm_timeout, retry=retry)
+        backend = cls(base, settings.llm_model or "", client, timeout=settings.llm_timeout, retry=retry,
+                      max_tokens=settings.answer_token_cap, deadline=settings.llm_deadline)
         if not settings.llm_model:
             backend.model = backend._pulled_model()
         return backend
 
     def _payload(self, messages: list[Message]) -> dict[str, Any]:
+        options: dict[str, Any] = {"temperature": 0}
+        if self.max_tokens is not None:
+            options["num_predict"] = self.max_tokens
         return {"model": self.model, "messages": [{"role": m.role, "content": m.content} for m in messages],
-                "stream": True, "options": {"temperature": 0}}
+                "stream": True, "options": options}
 
     def _decoder(self) -> NDJSONDecoder:
         return NDJSONDecoder()

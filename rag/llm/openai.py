@@ -40,6 +40,7 @@ class SSEDecoder:
 
     def __init__(self) -> None:
         self.done = False
+        self.cut: str | None = None
         self._finished = False   # a choice carried finish_reason: the answer itself is whole
         self._text = False       # any answer text so far
         self._data: list[str] = []
@@ -85,8 +86,7 @@ class SSEDecoder:
         if choice.get("finish_reason"):
             self._finished = True
             if choice["finish_reason"] == "length":  # max_tokens or the server's context ran out
-                token_limit_reached("openai", 'finish_reason "length"', self._text,
-                                    "see the server's max_tokens and context size")
+                self.cut = token_limit_reached('finish_reason "length"', self._text)
         return content
 
 
@@ -110,14 +110,19 @@ class OpenAIBackend(StreamingBackend):
         secret = settings.openai_api_key.get_secret_value().strip() if settings.openai_api_key else ""
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         client = make_client(base, settings.llm_timeout, transport, headers)
-        backend = cls(base, settings.llm_model or "", client, timeout=settings.llm_timeout, retry=retry)
+        backend = cls(base, settings.llm_model or "", client, timeout=settings.llm_timeout, retry=retry,
+                      max_tokens=settings.answer_token_cap, deadline=settings.llm_deadline)
         if not settings.llm_model:
             backend.model = backend._served_model()
         return backend
 
     def _payload(self, messages: list[Message]) -> dict[str, Any]:
-        return {"model": self.model, "messages": [{"role": m.role, "content": m.content} for m in messages],
+        body = {"model": self.model, "messages": [{"role": m.role, "content": m.content} for m in messages],
                 "stream": True, "temperature": 0}
+        if self.max_tokens is not None:
+            # max_tokens, not max_completion_tokens: vLLM, llama.cpp, LM Studio and Ollama's /v1 read it.
+            body["max_tokens"] = self.max_tokens
+        return body
 
     def _decoder(self) -> SSEDecoder:
         return SSEDecoder()

@@ -297,9 +297,17 @@ def _format_eval(results: dict) -> None:
             table.add_row(*row)
         cal = answers["refusal_calibration"]
         if cal:
-            table.add_row("refusal threshold (best / shipped)",
+            table.add_row("similarity threshold alone (best / shipped)",
                           f"{cal['best_threshold']} / {results['settings']['refuse_below']}")
         out.print(table)
+        from rag.evaluate import decision_table
+
+        split = Table(title="the answer decision: tune / held-out questions")
+        for col in ("metric", "tune", "held out"):
+            split.add_column(col)
+        for row in decision_table(answers):
+            split.add_row(*row)
+        out.print(split)
 
 
 @app.command("eval")

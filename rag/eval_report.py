@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from rag.errors import ConfigError
-from rag.evaluate import answer_table, beir_warnings
+from rag.evaluate import answer_table, beir_warnings, decision_table
 
 
 def _plots(results: dict, directory: Path) -> list[str]:
@@ -67,8 +67,12 @@ def write_report(results: dict, directory: Path) -> Path:
         lines += ["", f"## Answers (backend `{answers['backend']}`)", "", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in answer_table(answers)]
         calibration = answers["refusal_calibration"]
-        lines.append(f"| refusal threshold with the best balanced accuracy | {calibration['best_threshold']} "
+        lines.append(f"| similarity threshold alone with the best balanced accuracy | {calibration['best_threshold']} "
                      f"(balanced accuracy {calibration['balanced_accuracy']}) |")
+        lines += ["", "The answer decision on the questions its thresholds were chosen on (tune) and on questions "
+                  "never looked at while choosing them (held out):", "", "| metric | tune | held out |",
+                  "|---|---|---|"]
+        lines += [f"| {key} | {tune} | {held} |" for key, tune, held in decision_table(answers)]
     for png in _plots(results, directory):
         lines += ["", f"![{png}]({png})"]
     if results.get("failures"):

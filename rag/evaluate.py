@@ -138,6 +138,17 @@ def answer_table(answers: dict) -> list[tuple[str, str]]:
             for key in ANSWER_METRICS]
 
 
+def decision_table(answers: dict) -> list[tuple[str, str, str]]:
+    """(metric, tune, held out): the decision's figures on the questions thresholds were chosen on,
+    and on those never looked at while choosing."""
+    splits = answers["by_split"]
+
+    def show(split: str, key: str) -> str:
+        value = splits[split][key]
+        return "–" if value is None else f"{value:.3f}"
+    return [(key, show("tune", key), show("heldout", key)) for key in DECISION_METRICS]
+
+
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     # 6 places: the tables print 3, and rounding twice would turn 0.85246 into 0.853.
     return {k: round(statistics.fmean(r[k] for r in rows), 6) for k in rows[0]} if rows else {}

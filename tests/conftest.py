@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -199,6 +200,17 @@ def fake_seed_settings(fake_seed_dir):
     from rag.settings import Settings
 
     return Settings(data_dir=fake_seed_dir)
+
+
+_CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+
+
+def span_length_problem(qid: str, span: str) -> str | None:
+    """Gold spans are 5-15 words; Chinese has no spaces, so 10-80 characters there."""
+    span = " ".join(span.split())
+    if _CJK.search(span):
+        return None if 10 <= len(span) <= 80 else f"{qid}: {len(span)} characters: {span!r}"
+    return None if 5 <= len(span.split()) <= 15 else f"{qid}: {len(span.split())} words: {span!r}"
 
 
 def run_rag(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 300):

@@ -53,3 +53,19 @@ class Endless(httpx.SyncByteStream):
 
     def close(self) -> None:
         self.closed = True
+
+
+def cut(stream: Iterator[str], prefix: str):
+    """Run a stream that must be cut short: (the AnswerCut, the pieces handed on before it). Its
+    message starts with `prefix` (backend and URL), then says how many characters came."""
+    import pytest
+
+    from rag.errors import AnswerCut
+
+    got: list[str] = []
+    with pytest.raises(AnswerCut) as info:
+        for piece in stream:
+            got.append(piece)
+    assert str(info.value).startswith(f"{prefix}: answer stopped after {len(''.join(got))} characters")
+    assert info.value.text == "".join(got)
+    return info.value, got

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import span_length_problem
 
 from rag.sources import load
 
@@ -106,16 +107,8 @@ def test_gold_sizes_fit_the_type(questions):
 
 
 def test_spans_are_5_to_15_words(questions):
-    problems = []
-    for q in questions:
-        for g in q["gold"]:
-            span = norm(g["span"])
-            if _CJK.search(span):            # Chinese has no spaces: count characters instead
-                if not 10 <= len(span) <= 80:
-                    problems.append(f"{q['id']}: {len(span)} characters: {span!r}")
-            elif not 5 <= len(span.split()) <= 15:
-                problems.append(f"{q['id']}: {len(span.split())} words: {span!r}")
-    assert not problems, "\n".join(problems)
+    problems = [span_length_problem(q["id"], g["span"]) for q in questions for g in q["gold"]]
+    assert not any(problems), "\n".join(filter(None, problems))
 
 
 def test_every_span_identifies_exactly_one_paper(questions, corpus):

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from http_replay import CutStream, Endless, Replay
+from http_replay import cut as cut_stream
 
 from rag.errors import AnswerCut, LLMError
 from rag.llm import Message, make_backend
@@ -141,13 +142,7 @@ def test_length_on_a_done_line_with_text_keeps_that_text():
 
 # -- bounded output ----------------------------------------------------------------------------
 def cut(b: OllamaBackend) -> tuple[AnswerCut, list[str]]:
-    got: list[str] = []
-    with pytest.raises(AnswerCut) as info:
-        for piece in b.stream(MSGS):
-            got.append(piece)
-    assert str(info.value).startswith(f"ollama backend at {HOST}: answer stopped after {len(''.join(got))} characters")
-    assert info.value.text == "".join(got)
-    return info.value, got
+    return cut_stream(b.stream(MSGS), f"ollama backend at {HOST}")
 
 
 @pytest.mark.parametrize(("overrides", "sent"), [({"max_sentences": 3}, 180), ({"max_answer_tokens": 64}, 64)])

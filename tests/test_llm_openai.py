@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from http_replay import CutStream, Endless, Replay
+from http_replay import cut as cut_stream
 
 from rag.errors import AnswerCut, LLMError
 from rag.llm import Message, make_backend
@@ -183,14 +184,7 @@ STREAMS = json.loads((FIXTURES / "smollm2_streams.json").read_text())  # real Sm
 
 
 def cut(b: OpenAIBackend) -> tuple[AnswerCut, list[str]]:
-    """Run a stream that must be cut; return the AnswerCut and the pieces handed on before it."""
-    got: list[str] = []
-    with pytest.raises(AnswerCut) as info:
-        for piece in b.stream(MSGS):
-            got.append(piece)
-    assert str(info.value).startswith(f"openai backend at {BASE}: answer stopped after {len(''.join(got))} characters")
-    assert info.value.text == "".join(got)
-    return info.value, got
+    return cut_stream(b.stream(MSGS), f"openai backend at {BASE}")
 
 
 @pytest.mark.parametrize(("overrides", "sent"), [({}, 240), ({"max_sentences": 2}, 120),

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import span_length_problem
 
 from rag.sources import load
 
@@ -176,16 +177,8 @@ def test_neighbours_exist_and_are_spread(unanswerable, corpus, source):
 
 
 def test_plain_spans_are_5_to_15_words(plain):
-    problems = []
-    for r in plain:
-        for g in r["gold"]:
-            span = norm(g["span"])
-            if _CJK.search(span):            # Chinese has no spaces: count characters instead
-                if not 10 <= len(span) <= 80:
-                    problems.append(f"{r['id']}: {len(span)} characters: {span!r}")
-            elif not 5 <= len(span.split()) <= 15:
-                problems.append(f"{r['id']}: {len(span.split())} words: {span!r}")
-    assert not problems, "\n".join(problems)
+    problems = [span_length_problem(r["id"], g["span"]) for r in plain for g in r["gold"]]
+    assert not any(problems), "\n".join(filter(None, problems))
 
 
 def test_plain_spans_are_in_their_paper_and_only_there(plain, corpus):

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from rag.decision import describe
 from rag.errors import ConfigError, RagError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
@@ -193,9 +194,7 @@ def _print_answer_tail(answer) -> None:
         err.print(f"[yellow]answer cut short:[/] {answer.cut}", highlight=False)
     if not answer.refused and not answer.verified:
         out.print("[yellow]unverified: the answer cites none of the sources[/]", highlight=False)
-    out.print(f"[dim]decision: {answer.decision} ({_evidence(answer.evidence)})"
-              + (f"; not in the sources: {escape(', '.join(answer.missing))}" if answer.missing else "") + "[/]",
-              highlight=False)
+    out.print(f"[dim]{escape(describe(answer.decision, answer.evidence, answer.missing))}[/]", highlight=False)
     if answer.removed_citations:
         marks = ", ".join(f"[{n}]" for n in answer.removed_citations)
         out.print(f"[yellow]removed citations {marks}: no such source[/]", highlight=False)
@@ -210,13 +209,6 @@ def _print_answer_tail(answer) -> None:
         title = s.title or (s.abstract[:80] + "…")
         meta = " · ".join(x for x in (s.date, s.paper_id) if x)
         out.print(f"  [{s.n}] {title}  [dim]({meta})[/]", highlight=False)
-
-
-def _evidence(evidence: dict) -> str:
-    if "script" in evidence:
-        return f"question in {evidence['script']} script"
-    parts = [f"similarity {evidence['dense']:.2f}", f"term coverage {evidence['coverage']:.0%}"]
-    return ", ".join(parts + (["name found"] if evidence.get("name_match") else []))
 
 
 @app.command()

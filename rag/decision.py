@@ -143,3 +143,13 @@ def unreadable_script(script: str, model: str) -> str:
     return (f"This question is written in {script} script, which the embedding model {model} does not read, "
             "so rag cannot tell which papers it is about. Ask in English, or index the collection with a "
             "multilingual model: set RAG_EMBED_MODEL to a local sentence-transformers directory.")
+
+
+def describe(decision: str, evidence: dict, missing: list[str]) -> str:
+    """One line on what a decision rested on, as the CLI and the UI show it."""
+    if "script" in evidence:
+        why = f"question in {evidence['script']} script"
+    else:
+        why = ", ".join([f"similarity {evidence['dense']:.2f}", f"term coverage {evidence['coverage']:.0%}"]
+                        + (["name found"] if evidence.get("name_match") else []))
+    return f"decision: {decision} ({why})" + (f"; not in the sources: {', '.join(missing)}" if missing else "")

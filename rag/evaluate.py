@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import statistics
 import time
 import tomllib
@@ -40,29 +39,14 @@ class EvalQuestion:
         return self.type != "unanswerable"
 
 
-_NAME_PART = re.compile(r"^\s*([^:]{2,40}?)\s*:\s+\S")
-
-
 def title_questions(papers: list[tuple[str, str, str]]) -> list[EvalQuestion]:
-    """Questions as people type them about every titled paper: "What is X?" and "Tell me about X"
-    for a title that opens with a name ("QuantMCU: ..."), "What does the paper “T” propose?", and
-    a bare keyword query of the title's first words. Every third paper (by id) is held out."""
-    out = []
-    for pid, title, _ in papers:
-        title = " ".join(title.split())
-        if not title:
-            continue
-        split = "heldout" if int(pid[-6:], 16) % 3 == 0 else "tune"
-        asks = [("paper", f"What does the paper “{title}” propose?")]
-        name = _NAME_PART.match(title)
-        if name and len(name.group(1).split()) <= 3:
-            asks += [("name", f"What is {name.group(1)}?"), ("about", f"Tell me about {name.group(1)}")]
-        keywords = [w for w in re.findall(r"[\w-]+", title.split(":")[-1]) if len(w) > 3][:4]
-        if len(keywords) >= 2:
-            asks.append(("keywords", " ".join(keywords).lower()))
-        out += [EvalQuestion(f"t-{pid}-{form}", "title", text, [{"paper_id": pid, "span": title}], split=split,
-                             note=form) for form, text in asks]
-    return out
+    """Every form of `rag.text.title_questions` for every titled paper; every third paper (by id)
+    is held out."""
+    from rag.text import title_questions as forms
+
+    return [EvalQuestion(f"t-{pid}-{form}", "title", text, [{"paper_id": pid, "span": title}],
+                         split="heldout" if int(pid[-6:], 16) % 3 == 0 else "tune", note=form)
+            for pid, title, _ in papers for form, text in forms(title)]
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:

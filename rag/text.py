@@ -84,3 +84,28 @@ def terms(text: str) -> list[str]:
 
 def has_number(text: str) -> bool:
     return bool(_NUMBER.search(text))
+
+
+_NAME_PART = re.compile(r"^\s*([^:]{2,40}?)\s*:\s+\S")
+
+
+def title_questions(title: str) -> list[tuple[str, str]]:
+    """(form, question) as people ask about a paper with this title: "What is X?", "What does X
+    propose?" and "Tell me about X" when it opens with a short name ("QuantMCU: ..."); "What does the
+    paper “T” propose?" and "What is “T” about?"; its first longer words as a keyword query. The UI
+    offers them as examples and `rag eval` checks that they are answered."""
+    title = " ".join(title.split())
+    if not title:
+        return []
+    asks = [("paper", f"What does the paper “{title}” propose?")]
+    if len(title) <= 70:
+        asks.append(("about", f"What is “{title}” about?"))
+    name = _NAME_PART.match(title)
+    if name and len(name.group(1).split()) <= 3:
+        x = name.group(1)
+        asks = [("propose", f"What does {x} propose?"), ("name", f"What is {x}?"), ("tell", f"Tell me about {x}"),
+                *asks]
+    keywords = [w for w in re.findall(r"[\w-]+", title.split(":")[-1]) if len(w) > 3][:4]
+    if len(keywords) >= 2:
+        asks.append(("keywords", " ".join(keywords).lower()))
+    return asks

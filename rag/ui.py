@@ -23,12 +23,13 @@ from pydantic import SecretStr  # noqa: E402
 
 from rag.answer import Answer, Asker, Done, Retrieved, Source, Token  # noqa: E402
 from rag.citations import CITATION, expand, strip_citations  # noqa: E402
+from rag.decision import describe  # noqa: E402
 from rag.errors import ConfigError, IndexBusy, IndexMissing, RagError  # noqa: E402
 from rag.llm.base import Message  # noqa: E402
 from rag.retrieval import Hit, Retriever  # noqa: E402
 from rag.settings import BACKENDS, MODES, Settings  # noqa: E402
 from rag.sources import FILE_TYPES  # noqa: E402
-from rag.text import sentences, terms  # noqa: E402
+from rag.text import sentences, terms, title_questions  # noqa: E402
 
 EMPTY_HINT = ("Nothing is indexed yet. Add abstracts in the **Add abstracts** tab "
               "(JSONL/CSV with title and abstract, or text pages), or run `rag ingest` in a terminal.")
@@ -109,8 +110,7 @@ def render_answer(answer: Answer, refusal: str) -> str:
                 "the chat; none of them answers the question.</span>")
     body = mark_unsupported(answer.answer, answer.citations)
     notes = []
-    if answer.decision == "partial":
-        notes.append("Answered in part: the sources do not mention " + ", ".join(answer.missing) + ".")
+    notes.append(describe(answer.decision, answer.evidence, answer.missing))
     if not answer.verified:
         notes.append("⚠ Unverified: the answer cites none of the sources.")
     if answer.cut:
@@ -206,11 +206,8 @@ def error_text(error: RagError) -> str:
 
 def example_question(title: str) -> str | None:
     """'LoRA-GA: Low-Rank …' → 'What does LoRA-GA propose?'; other short titles → 'What is "…" about?'."""
-    name, colon, _ = title.partition(":")
-    if colon and 0 < len(name.strip()) <= 40:
-        return f"What does {name.strip()} propose?"
-    title = " ".join(title.split())
-    return f"What is “{title}” about?" if 0 < len(title) <= 70 else None
+    forms = dict(title_questions(title))
+    return forms.get("propose") or forms.get("about")
 
 
 def render_status(info: dict, backend: str) -> str:

@@ -149,6 +149,8 @@ def describe(decision: str, evidence: dict, missing: list[str]) -> str:
     """One line on what a decision rested on, as the CLI and the UI show it."""
     if "script" in evidence:
         why = f"question in {evidence['script']} script"
+    elif "dense" not in evidence:  # an answer made without retrieval's evidence (a test, an old result)
+        return f"decision: {decision}"
     else:
         why = ", ".join([f"similarity {evidence['dense']:.2f}", f"term coverage {evidence['coverage']:.0%}"]
                         + (["name found"] if evidence.get("name_match") else []))

@@ -130,10 +130,9 @@ class Asker:
         script = script_of(question)
         if embedder.scripts is not None and script not in embedder.scripts:
             return Decision("refuse", [], {"script": script})
-        bm25 = self.retriever.index.bm25
         relevance = max((s.relevance for s in sources if s.relevance is not None), default=None)
-        return decide(question, relevance, [f"{s.title}\n{s.abstract}" for s in sources], bm25.tokenize,
-                      bm25.doc_freqs, self.settings.refuse_below, self.settings.coverage_min,
+        return decide(question, relevance, [f"{s.title}\n{s.abstract}" for s in sources], self.retriever.tokenize,
+                      self.retriever.doc_freqs, self.settings.refuse_below, self.settings.coverage_min,
                       self.settings.name_rarity)
 
     def refusal_text(self, decision: Decision) -> str:
@@ -187,7 +186,7 @@ class Asker:
             text = yield from self._generate(question, sources, result)
             checked = check(text, [f"{s.title}. {s.abstract}" for s in sources])
             self._record(result, text, checked)
-            if result.decision == "partial":
+            if result.decision == "partial" and result.answer:
                 note = self.templates["partial"].render(missing=missing_text(result.missing))
                 result.answer = f"{result.answer} {note}".strip()
                 yield Token(" " + note)

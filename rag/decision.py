@@ -94,12 +94,10 @@ def decide(question: str, relevance: float | None, source_texts: list[str], toke
     in_sources = set().union(*per_source)
     papers, freqs = doc_freqs(sorted({s for w in words for s in w.stems}))
     papers = max(papers, 1)
-    first = spans[0].start()
     for w in words:
         w.df = min(freqs.get(s, 0) for s in w.stems)
         w.found = w.answered = all(s in in_sources for s in w.stems)
-        initial = spans[w.position].start() == first
-        w.specific = is_specific(w.text, initial)
+        w.specific = is_specific(w.text, w.position == 0)
     # The names a question puts together must meet in one paper: "LoRA-GA ... on MMLU" is not
     # answered by the LoRA-GA paper plus another that mentions MMLU.
     named = [w for w in words if w.specific]
@@ -118,7 +116,7 @@ def decide(question: str, relevance: float | None, source_texts: list[str], toke
 
 
 def _phrases(absent: list[_Word], question: str, spans: list[re.Match]) -> list[str]:
-    """Specific absent words, each with its absent neighbours: "differential privacy", not "privacy"."""
+    """Specific absent words, each with its absent neighbours: "MMLU benchmark", "Switch Transformer"."""
     runs: list[list[_Word]] = []
     for w in absent:
         if runs and runs[-1][-1].position == w.position - 1:

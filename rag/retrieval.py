@@ -102,6 +102,16 @@ class Retriever:
     def close(self) -> None:
         self.index.close()
 
+    def tokenize(self, texts: list[str]) -> list[list[str]]:
+        """Texts as BM25 sees them (stemmed terms), for the answer decision."""
+        return self.index.bm25.tokenize(texts)
+
+    def doc_freqs(self, terms: list[str]) -> tuple[int, dict[str, int]]:
+        """(papers, papers holding each term), read under the same lock and mutex as a search."""
+        with self._mutex, locked(self.settings.data_dir, exclusive=False):
+            self._refresh_if_changed()
+            return self.index.bm25.doc_freqs(terms)
+
     @property
     def embedder(self):
         if self._embedder is None:

@@ -118,15 +118,26 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, embedder: 
 
         if todo:
             report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress)
+        _drop_orphans(index)
         embedder.prepare_queries(index.models_dir(index.catalog.manifest()))
-        if todo or index.bm25.needs_build():
-            index.bm25.build(list(index.catalog.all_papers()))
+        digest = index.catalog.digest()
+        if todo or index.bm25.needs_build(digest):
+            index.bm25.build(list(index.catalog.all_papers()), built_from=digest)
             index.catalog.bump_generation()
         index.catalog.record_files(_papers_per_file(papers, files))
         counts = index.catalog.counts()
         report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
     finally:
         index.close()
+
+
+def _drop_orphans(index: Index) -> None:
+    """Vectors whose paper the catalog never recorded (a run killed between the upsert and the
+    commit) are deleted. Counting first keeps the common case, nothing orphaned, cheap."""
+    if index.catalog.manifest() is None or index.vectors.count() == index.catalog.counts()["chunks"]:
+        return
+    orphans = index.vectors.paper_ids() - set(index.catalog.hashes())
+    index.vectors.delete_papers(sorted(orphans))
 
 
 def _swap_in(staging: Settings, live: Settings) -> None:

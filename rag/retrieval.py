@@ -167,11 +167,21 @@ class Retriever:
                 scores = zscore_fusion([({pid: dense[pid] for pid in dense_ids}, self.settings.dense_weight),
                                         (bm25, self.settings.bm25_weight)])
             # Ties (common in RRF) fall back to the dense similarity, then the id, for a stable order.
-            order = sorted(scores, key=lambda pid: (-scores[pid], -dense.get(pid, -1.0), pid))[:k]
-            papers = self.index.catalog.papers(order)
+            ranked = sorted(scores, key=lambda pid: (-scores[pid], -dense.get(pid, -1.0), pid))
+            # Vectors the catalog does not know (left by an ingest killed before its commit) are
+            # skipped, and the next known papers fill k in their place.
+            order: list[str] = []
+            papers: dict = {}
+            for start in range(0, len(ranked), 2 * k):
+                window = ranked[start:start + 2 * k]
+                papers.update(self.index.catalog.papers(window))
+                order += [pid for pid in window if pid in papers]
+                if len(order) >= k:
+                    break
+            order = order[:k]
             passages = self.index.vectors.texts([best_chunk[pid] for pid in order if pid in best_chunk])
         hits = []
-        for rank, pid in enumerate((p for p in order if p in papers), start=1):
+        for rank, pid in enumerate(order, start=1):
             paper = papers[pid]
             hits.append(Hit(rank=rank, paper_id=pid, title=paper.title, abstract=paper.abstract,
                             score=round(scores[pid], 6), dense_score=dense.get(pid), bm25_score=bm25.get(pid),

@@ -141,6 +141,15 @@ class Catalog:
     def hashes(self) -> dict[str, str]:
         return dict(self.db.execute("select paper_id, content_hash from papers"))
 
+    def digest(self) -> str:
+        """Changes whenever a paper is added, removed or changed."""
+        import hashlib
+
+        h = hashlib.sha1()
+        for pid, content in self.db.execute("select paper_id, content_hash from papers order by paper_id"):
+            h.update(f"{pid}:{content}\n".encode())
+        return h.hexdigest()
+
     def add(self, papers: list[Paper], chunk_counts: dict[str, int]) -> None:
         self.db.executemany(
             "insert or replace into papers values (?,?,?,?,?,?,?,?)",
@@ -209,7 +218,9 @@ class BM25Index:
 
         return Stemmer.Stemmer("english").stemWords
 
-    def build(self, rows: list[tuple[str, str, str]]) -> None:
+    def build(self, rows: list[tuple[str, str, str]], built_from: str = "") -> None:
+        """Index `rows` (paper id, title, abstract); `built_from` (the catalog's digest) is kept so
+        that `needs_build` knows when the catalog has moved on without it."""
         import bm25s
 
         ids = [r[0] for r in rows]
@@ -224,6 +235,7 @@ class BM25Index:
             retriever.save(str(tmp), show_progress=False)
         (tmp / "ids.json").write_text(json.dumps(ids))
         (tmp / "version").write_text(self.VERSION)
+        (tmp / "built_from").write_text(built_from)
         old = self.directory.with_name(self.directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if self.directory.exists():
@@ -235,9 +247,14 @@ class BM25Index:
     def forget(self) -> None:
         self._retriever = None
 
-    def needs_build(self) -> bool:
-        version = self.directory / "version"
-        return not version.is_file() or version.read_text() != self.VERSION
+    def needs_build(self, catalog_digest: str) -> bool:
+        """Built by another version, or from another state of the catalog: an ingest killed after
+        its last catalog commit but before this rebuild left it behind."""
+        try:
+            return ((self.directory / "version").read_text() != self.VERSION
+                    or (self.directory / "built_from").read_text() != catalog_digest)
+        except OSError:
+            return True
 
     def _load(self) -> bool:
         if self._retriever is None:
@@ -347,6 +364,16 @@ class VectorStore:
 
     def count(self) -> int:
         return self.collection(create=False).count()
+
+    def paper_ids(self) -> set[str]:
+        """Every paper that has vectors here, paged so a large collection is not read at once."""
+        collection, found, offset = self.collection(create=False), set(), 0
+        while True:
+            got = collection.get(include=["metadatas"], limit=5000, offset=offset)
+            found.update(m["paper_id"] for m in got["metadatas"])
+            if len(got["ids"]) < 5000:
+                return found
+            offset += 5000
 
     def search(self, vector: np.ndarray, n: int) -> list[tuple[str, str, float]]:
         """(chunk_id, paper_id, cosine similarity) best first. Distances only: fetching metadata

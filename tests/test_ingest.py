@@ -233,3 +233,47 @@ def test_search_during_an_ingest_waits_then_says_busy(tmp_path):
         result = run_rag("search", "model", env={"RAG_DATA_DIR": str(data)}, timeout=60)
     assert result.returncode == IndexBusy.exit_code
     assert "ingest is writing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_vectors_the_catalog_never_recorded_are_not_returned_and_are_cleaned_up(tmp_path):
+    """What a run killed between the vector upsert and the catalog commit leaves behind."""
+    from rag.chunking import Chunk
+    from rag.retrieval import Retriever
+
+    settings = Settings(data_dir=tmp_path / "d")
+    source = write_jsonl(tmp_path / "a.jsonl", synthetic_papers(6))
+    ingest([source], settings)
+    query = "synthetic study of protein memory kernels"
+    index = Index(settings)
+    orphans = [Chunk(f"orphan-{i}:0", f"orphan-{i}", 0, query) for i in range(10)]
+    index.vectors.upsert(orphans, HashEmbedder().encode([query] * 10))  # closer to the query than any paper
+    index.close()
+
+    hits = Retriever(settings).search(query, k=5, mode="dense")
+    assert len(hits) == 5 and not any(h.paper_id.startswith("orphan") for h in hits)
+    report = ingest([source], settings)  # nothing new, but the next ingest tidies up
+    assert report.unchanged == 6
+    index = Index(settings)
+    assert index.vectors.count() == index.catalog.counts()["chunks"]
+    assert not any(pid.startswith("orphan") for pid in index.vectors.paper_ids())
+
+
+def test_a_keyword_index_left_behind_by_a_killed_ingest_is_rebuilt_by_the_next(tmp_path):
+    """Killed after its last catalog commit, before the BM25 rebuild: the next run, which has
+    nothing to embed, still brings BM25 up to the catalog."""
+    from rag.retrieval import Retriever
+
+    settings = Settings(data_dir=tmp_path / "d")
+    first = write_jsonl(tmp_path / "a.jsonl", synthetic_papers(3))
+    ingest([first], settings)
+    stale = tmp_path / "bm25-before"
+    shutil.copytree(tmp_path / "d" / "papers" / "bm25", stale)
+    needle = write_jsonl(tmp_path / "b.jsonl", [{"id": "needle", "title": "Protein folding with diffusion models",
+                                                 "abstract": "We predict protein structures by denoising diffusion."}])
+    ingest([first, needle], settings)
+    shutil.rmtree(tmp_path / "d" / "papers" / "bm25")
+    shutil.copytree(stale, tmp_path / "d" / "papers" / "bm25")  # what the killed run left
+
+    report = ingest([first, needle], settings)
+    assert (report.added, report.unchanged) == (0, 4)
+    assert Retriever(settings).search("protein folding diffusion", k=1, mode="bm25")[0].paper_id == "needle"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -31,6 +32,20 @@ ChromaUrl = Annotated[str | None, typer.Option(
     help="Use a Chroma server at this URL instead of the embedded store [env RAG_CHROMA_URL].",
     show_default=False)]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+# C0/C1 control characters, ESC among them: text from abstracts must not move the cursor,
+# retitle the terminal or hide what follows.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: str) -> str:
+    """Untrusted text (titles, abstracts, model output) printed as it is, minus control characters."""
+    return _CONTROL.sub("", text)
+
+
+def safe(text: str) -> str:
+    """Untrusted text inside a rich markup string: no control characters, no markup of its own."""
+    return escape(plain(text))
 
 
 def _settings(**flags):
@@ -121,7 +136,7 @@ def ingest(
               f"({report.chunks_embedded} chunks embedded in {report.seconds:.1f} s)")
     out.print(f"index: {report.papers_total} papers, {report.chunks_total} chunks in {settings.data_dir}")
     for r in report.rejected:
-        err.print(f"[yellow]rejected[/] {r.source} {r.location}: {r.reason}", highlight=False)
+        err.print(f"[yellow]rejected[/] {safe(r.source)} {safe(r.location)}: {safe(r.reason)}", highlight=False)
 
 
 def _print_hits(query: str, hits, as_json: bool, mode: str) -> None:
@@ -134,9 +149,9 @@ def _print_hits(query: str, hits, as_json: bool, mode: str) -> None:
     for h in hits:
         title = h.title or (h.abstract[:80] + "…")
         meta = " · ".join(x for x in (h.date, h.paper_id) if x)
-        out.print(f"[bold]{h.rank:>2}.[/] {title}  [dim]({h.score:.4f} · {meta})[/]", highlight=False)
+        out.print(f"[bold]{h.rank:>2}.[/] {safe(title)}  [dim]({h.score:.4f} · {safe(meta)})[/]", highlight=False)
         snippet = (h.passage or h.abstract).split("\n", 1)[-1]
-        out.print(f"    [dim]{snippet[:200]}{'…' if len(snippet) > 200 else ''}[/]", highlight=False)
+        out.print(f"    [dim]{safe(snippet[:200])}{'…' if len(snippet) > 200 else ''}[/]", highlight=False)
 
 
 def _for_each_line(handle, as_json: bool, key: str) -> None:
@@ -156,7 +171,7 @@ def _for_each_line(handle, as_json: bool, key: str) -> None:
             if as_json:
                 print(json.dumps({key: line[:200], "error": str(e)}))
             else:
-                err.print(f"error: {e}")
+                err.print(f"error: {safe(str(e))}")
     if failed:
         raise typer.Exit(1)
 
@@ -189,12 +204,12 @@ def search(
 def _print_answer_tail(answer) -> None:
     """After the streamed text: what the citation check found, then the numbered sources."""
     if answer.error:
-        err.print(f"[red]error:[/] {answer.error}", highlight=False)
+        err.print(f"[red]error:[/] {safe(answer.error)}", highlight=False)
     if answer.cut:
-        err.print(f"[yellow]answer cut short:[/] {answer.cut}", highlight=False)
+        err.print(f"[yellow]answer cut short:[/] {safe(answer.cut)}", highlight=False)
     if not answer.refused and not answer.verified:
         out.print("[yellow]unverified: the answer cites none of the sources[/]", highlight=False)
-    out.print(f"[dim]{escape(describe(answer.decision, answer.evidence, answer.missing))}[/]", highlight=False)
+    out.print(f"[dim]{safe(describe(answer.decision, answer.evidence, answer.missing))}[/]", highlight=False)
     if answer.removed_citations:
         marks = ", ".join(f"[{n}]" for n in answer.removed_citations)
         out.print(f"[yellow]removed citations {marks}: no such source[/]", highlight=False)
@@ -202,13 +217,13 @@ def _print_answer_tail(answer) -> None:
         for v in answer.citations:
             if not v["supported"]:
                 why = "cites nothing" if not v["cited"] else f"weak support {v['support']:.2f}"
-                out.print(f"[yellow]unsupported ({why}):[/] {v['sentence']}", highlight=False)
+                out.print(f"[yellow]unsupported ({why}):[/] {safe(v['sentence'])}", highlight=False)
     if answer.sources:
         out.print("\n[bold]Sources[/]" + (" (nearest papers; none answers the question)" if answer.refused else ""))
     for s in answer.sources:
         title = s.title or (s.abstract[:80] + "…")
         meta = " · ".join(x for x in (s.date, s.paper_id) if x)
-        out.print(f"  [{s.n}] {title}  [dim]({meta})[/]", highlight=False)
+        out.print(f"  \\[{s.n}] {safe(title)}  [dim]({safe(meta)})[/]", highlight=False)
 
 
 @app.command()
@@ -234,7 +249,7 @@ def ask(
         answer = None
         for event in asker.stream(q):
             if isinstance(event, Token) and not as_json:
-                out.print(event.text, end="", highlight=False, markup=False)
+                out.print(plain(event.text), end="", highlight=False, markup=False)
             elif isinstance(event, Done):
                 answer = event.answer
         if as_json:
@@ -389,7 +404,7 @@ def status(
     out.print(f"model:        {info['embed_model'] or '— (nothing indexed yet: run `rag ingest`)'}")
     out.print(f"papers:       {info['papers']}   chunks: {info['chunks']}")
     for f in info["files"]:
-        out.print(f"  {f['papers']:>5}  {f['path']}", highlight=False)
+        out.print(f"  {f['papers']:>5}  {safe(f['path'])}", highlight=False)
 
 
 def main() -> None:
@@ -401,14 +416,14 @@ def main() -> None:
     except RagError as e:
         if debug:
             raise
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {safe(str(e))}", highlight=False)
         sys.exit(e.exit_code)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as e:  # a bug: say so in one line, keep the traceback for --debug
         if debug:
             raise
-        err.print(f"[red]internal error:[/] {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+        err.print(f"[red]internal error:[/] {type(e).__name__}: {safe(str(e))} (rerun with --debug for the traceback)",
                   highlight=False)
         sys.exit(70)
 

@@ -75,3 +75,19 @@ def test_status_reports_counts(fake_seed_dir):
     assert info["papers"] > 150 and info["chunks"] > info["papers"]
     assert info["embed_model"] == HashEmbedder.name
     assert len(info["files"]) == 5
+
+
+def test_hostile_titles_and_abstracts_print_as_inert_text(tmp_path):
+    """Rich markup and terminal control sequences from a paper are shown, not obeyed."""
+    from conftest import write_jsonl
+
+    title = "[bold red]Evil[/] sparse attention \x1b]0;pwned\x07 paper [/]"
+    abstract = "Sparse attention saves memory on long documents [/bold] \x1b[2J by 60%. It is [link=x]fast[/link]."
+    source = write_jsonl(tmp_path / "evil.jsonl", [{"id": "evil", "title": title, "abstract": abstract}])
+    env = {"RAG_DATA_DIR": str(tmp_path / "d")}
+    assert run_rag("ingest", str(source), env=env).returncode == 0
+    for command in (["search", "sparse attention memory"], ["ask", "How much memory does sparse attention save?"]):
+        result = run_rag(*command, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+        assert "[bold red]Evil[/] sparse attention" in result.stdout, result.stdout

@@ -317,6 +317,32 @@ def _format_eval(results: dict) -> None:
         out.print(split)
 
 
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
+    chroma_url: ChromaUrl = None, debug: Debug = False,
+) -> None:
+    """Check that catalog, vectors and keyword index agree; repair what needs no embedding.
+
+    Exit 0 when the index is whole (after repairs), 1 when something still needs you."""
+    from rag.ingestion import doctor as run_doctor
+
+    settings = _settings(data_dir=data_dir, collection=collection, embed_model=embed_model, chroma_url=chroma_url)
+    report = run_doctor(settings)
+    if as_json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for line in report.repaired:
+            out.print(f"[green]repaired:[/] {safe(line)}", highlight=False)
+        for line in report.problems:
+            err.print(f"[red]problem:[/] {safe(line)}", highlight=False)
+        if not report.problems:
+            out.print(f"index whole: {report.papers} papers, {report.chunks} chunks"
+                      + ("" if report.repaired else "; nothing to repair"))
+    raise typer.Exit(1 if report.problems else 0)
+
+
 @app.command("eval")
 def eval_(
     beir: Annotated[Path | None, typer.Option(help="Run a BEIR-format dataset dir instead of evals/.")] = None,

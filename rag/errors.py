@@ -7,6 +7,7 @@
     ├── IndexError_             the index: missing, built by another model, busy, unreadable
     │   ├── IndexMissing
     │   ├── ModelMismatch
+    │   ├── IndexDamaged        a state file is missing or unreadable; the message names it and the way out
     │   └── IndexBusy
     └── LLMError                an LLM backend failed (connection, HTTP status, bad stream)
         └── AnswerCut           an answer stopped part-way (token cap, repeating itself, deadline);
@@ -42,6 +43,10 @@ class IndexMissing(IndexError_):
 
 
 class ModelMismatch(IndexError_):
+    pass
+
+
+class IndexDamaged(IndexError_):
     pass
 
 

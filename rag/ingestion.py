@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.errors import ConfigError, ModelMismatch, SourceError
+from rag.errors import ConfigError, IndexMissing, ModelMismatch, SourceError
 from rag.settings import STAGING_SUFFIX, Settings
 from rag.sources import Paper, Rejected, load
 from rag.store import Index, Manifest, content_hash, locked
@@ -129,6 +129,56 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, embedder: 
         report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
     finally:
         index.close()
+
+
+@dataclass
+class DoctorReport:
+    papers: int = 0
+    chunks: int = 0
+    repaired: list[str] = field(default_factory=list)   # what was put right
+    problems: list[str] = field(default_factory=list)   # what still needs the user
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def doctor(settings: Settings) -> DoctorReport:
+    """Check that catalog, vectors and BM25 agree, and repair what can be derived without embedding:
+    vectors no paper owns are deleted, papers without vectors leave the catalog (the next ingest of
+    their file embeds them again), and BM25 is rebuilt from the catalog when damaged or stale."""
+    if not (settings.data_dir / settings.collection / "catalog.sqlite").is_file():
+        raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
+                           "run `rag ingest` first")
+    report = DoctorReport()
+    with locked(settings.data_dir, exclusive=True):
+        index = Index(settings)
+        try:
+            if index.catalog.manifest() is None:
+                report.problems.append("the index is empty: run `rag ingest`")
+                return report
+            catalog = set(index.catalog.hashes())
+            vectors = index.vectors.paper_ids()
+            if orphans := sorted(vectors - catalog):
+                index.vectors.delete_papers(orphans)
+                report.repaired.append(f"deleted the vectors of {len(orphans)} papers the catalog never recorded")
+            if unembedded := sorted(catalog - vectors):
+                index.catalog.remove(unembedded)
+                report.repaired.append(f"removed {len(unembedded)} papers without vectors from the catalog; "
+                                       "`rag ingest` their files again to embed them")
+            digest = index.catalog.digest()
+            if why := index.bm25.damage() or ("stale" if index.bm25.needs_build(digest) else None):
+                index.bm25.build(list(index.catalog.all_papers()), built_from=digest)
+                report.repaired.append(f"rebuilt the keyword index from the catalog ({why})")
+            if report.repaired:
+                index.catalog.bump_generation()
+            counts = index.catalog.counts()
+            report.papers, report.chunks = counts["papers"], counts["chunks"]
+            if index.vectors.count() != counts["chunks"]:
+                report.problems.append(f"the vector store holds {index.vectors.count()} chunks, the catalog "
+                                       f"{counts['chunks']}: re-index with `rag ingest --rebuild PATH ...`")
+        finally:
+            index.close()
+    return report
 
 
 def _drop_orphans(index: Index) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.errors import ConfigError, IndexBusy, IndexMissing, ModelMismatch, RagError
+from rag.errors import ConfigError, IndexBusy, IndexDamaged, IndexMissing, ModelMismatch, RagError
 from rag.sources import Paper
 
 if TYPE_CHECKING:
@@ -122,7 +122,11 @@ class Catalog:
 
     def manifest(self) -> Manifest | None:
         row = self.db.execute("select value from meta where key='manifest'").fetchone()
-        return Manifest(**json.loads(row[0])) if row else None
+        try:
+            return Manifest(**json.loads(row[0])) if row else None
+        except (ValueError, TypeError) as e:
+            raise IndexDamaged(f"the manifest in {self.path} is unreadable ({e}); it records which model built "
+                               "the index, so re-index: `rag ingest --rebuild PATH ...`") from None
 
     def set_manifest(self, manifest: Manifest) -> None:
         self.db.execute("insert or replace into meta values ('manifest', ?)", (json.dumps(manifest.__dict__),))
@@ -155,6 +159,10 @@ class Catalog:
             "insert or replace into papers values (?,?,?,?,?,?,?,?)",
             [(p.paper_id, p.title, p.abstract, p.source, p.authors, p.date, chunk_counts[p.paper_id],
               content_hash(p)) for p in papers])
+        self.db.commit()
+
+    def remove(self, paper_ids: list[str]) -> None:
+        self.db.executemany("delete from papers where paper_id = ?", [(pid,) for pid in paper_ids])
         self.db.commit()
 
     def record_files(self, files: dict[str, int]) -> None:
@@ -205,6 +213,8 @@ class BM25Index:
     """bm25s over each paper's title + abstract, English stopwords, Snowball stemming."""
 
     K1, B = 1.2, 0.75  # tuned on SciFact train claims (evals/tune_scifact.py)
+    FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "params.index.json",
+             "vocab.index.json")  # what bm25s saves
     VERSION = "3"  # bump when tokenization or parameters change: ingest then rebuilds from the catalog
 
     def __init__(self, directory: Path):
@@ -247,26 +257,42 @@ class BM25Index:
     def forget(self) -> None:
         self._retriever = None
 
-    def needs_build(self, catalog_digest: str) -> bool:
-        """Built by another version, or from another state of the catalog: an ingest killed after
-        its last catalog commit but before this rebuild left it behind."""
+    def damage(self) -> str | None:
+        """What is wrong with the files on disk, or None when they are whole."""
         try:
-            return ((self.directory / "version").read_text() != self.VERSION
+            ids = json.loads((self.directory / "ids.json").read_text())
+        except FileNotFoundError:
+            return "ids.json is missing"
+        except (OSError, ValueError):
+            return "ids.json is unreadable"
+        missing = [name for name in self.FILES if not (self.directory / name).is_file()]
+        return f"{missing[0]} is missing" if ids and missing else None
+
+    def needs_build(self, catalog_digest: str) -> bool:
+        """Damaged, built by another version, or from another state of the catalog: an ingest
+        killed after its last catalog commit but before this rebuild left it behind."""
+        try:
+            return (self.damage() is not None or (self.directory / "version").read_text() != self.VERSION
                     or (self.directory / "built_from").read_text() != catalog_digest)
         except OSError:
             return True
 
     def _load(self) -> bool:
         if self._retriever is None:
-            ids_file = self.directory / "ids.json"
-            if not ids_file.is_file():
-                return False
-            self._ids = json.loads(ids_file.read_text())
+            why = self.damage()
+            if why:  # never quietly search without it: hybrid would become dense-only unseen
+                raise IndexDamaged(f"the keyword index in {self.directory} is damaged ({why}); "
+                                   "`rag doctor` rebuilds it from the catalog")
+            self._ids = json.loads((self.directory / "ids.json").read_text())
             if not self._ids:
                 return False
             import bm25s
 
-            self._retriever = bm25s.BM25.load(str(self.directory), mmap=False, show_progress=False)
+            try:
+                self._retriever = bm25s.BM25.load(str(self.directory), mmap=False, show_progress=False)
+            except (OSError, ValueError, KeyError) as e:
+                raise IndexDamaged(f"the keyword index in {self.directory} is unreadable ({e}); "
+                                   "`rag doctor` rebuilds it from the catalog") from None
         return True
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:

@@ -1,0 +1,71 @@
+"""Damaged state files give one clear line that names the file and the way out, never a traceback
+or a quietly wrong answer; `rag doctor` repairs what needs no embedding. (Fake embedder: the damage
+and the repair are the same with any model.)"""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from conftest import HashEmbedder, run_rag, synthetic_papers, write_jsonl
+
+
+@pytest.fixture
+def index(tmp_path):
+    source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(5) + [
+        {"id": "needle", "title": "Protein folding with diffusion models",
+         "abstract": "We predict protein structures by denoising diffusion over residue frames."}])
+    data = tmp_path / "d"
+    assert run_rag("ingest", str(source), env={"RAG_DATA_DIR": str(data)}).returncode == 0
+    return data
+
+
+def one_clear_line(result, *words):
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def test_garbage_in_the_manifest_is_one_line_everywhere(index):
+    with sqlite3.connect(index / "papers" / "catalog.sqlite") as db:  # the damage: a torn write
+        db.execute("update meta set value = '{\"embed_model\": ' where key = 'manifest'")
+    env = {"RAG_DATA_DIR": str(index)}
+    for command in (["status"], ["search", "protein folding"], ["ingest", str(index.parent / "papers.jsonl")]):
+        one_clear_line(run_rag(*command, env=env), "manifest", "catalog.sqlite", "--rebuild")
+
+
+@pytest.mark.parametrize("lost", ["data.csc.index.npy", "ids.json", "whole folder"])
+def test_a_damaged_keyword_index_is_never_silent_and_doctor_rebuilds_it(index, lost):
+    bm25 = index / "papers" / "bm25"
+    shutil.rmtree(bm25) if lost == "whole folder" else (bm25 / lost).unlink()
+    env = {"RAG_DATA_DIR": str(index)}
+    for mode in ("bm25", "hybrid"):
+        one_clear_line(run_rag("search", "protein folding", "--mode", mode, env=env), "keyword index", "rag doctor")
+    repaired = run_rag("doctor", "--json", env=env)
+    assert repaired.returncode == 0, repaired.stderr
+    assert any("rebuilt the keyword index" in line for line in json.loads(repaired.stdout)["repaired"])
+    found = run_rag("search", "protein folding", "--mode", "bm25", "--json", "-k", "1", env=env)
+    assert json.loads(found.stdout)["hits"][0]["paper_id"] == "needle"
+
+
+def test_doctor_makes_catalog_and_vectors_agree(index):
+    from rag.chunking import Chunk
+    from rag.ingestion import doctor
+    from rag.settings import Settings
+    from rag.store import Index
+
+    settings = Settings(data_dir=index)
+    store = Index(settings)
+    store.vectors.upsert([Chunk("orphan:0", "orphan", 0, "orphan text")], HashEmbedder().encode(["orphan text"]))
+    store.vectors.delete_papers(["needle"])  # a paper whose vectors were lost
+    store.close()
+
+    report = doctor(settings)
+    assert report.problems == [] and (report.papers, report.chunks) == (5, Index(settings).vectors.count())
+    assert len(report.repaired) == 3, report.repaired  # orphan deleted, needle forgotten, BM25 rebuilt
+    again = run_rag("ingest", str(index.parent / "papers.jsonl"), "--json", env={"RAG_DATA_DIR": str(index)})
+    assert json.loads(again.stdout)["added"] == 1, "the forgotten paper is embedded again"
+    assert doctor(settings).repaired == [], "nothing left to repair"
+    assert run_rag("doctor", env={"RAG_DATA_DIR": str(index)}).stdout.startswith("index whole: 6 papers")

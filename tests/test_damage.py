@@ -3,7 +3,6 @@ or a quietly wrong answer; `rag doctor` repairs what needs no embedding. (Fake e
 and the repair are the same with any model.)"""
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 
@@ -13,12 +12,14 @@ from conftest import HashEmbedder, run_rag, synthetic_papers, write_jsonl
 
 @pytest.fixture
 def index(tmp_path):
+    from rag.ingestion import ingest
+    from rag.settings import Settings
+
     source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(5) + [
         {"id": "needle", "title": "Protein folding with diffusion models",
          "abstract": "We predict protein structures by denoising diffusion over residue frames."}])
-    data = tmp_path / "d"
-    assert run_rag("ingest", str(source), env={"RAG_DATA_DIR": str(data)}).returncode == 0
-    return data
+    ingest([source], Settings(data_dir=tmp_path / "d"))
+    return tmp_path / "d"
 
 
 def one_clear_line(result, *words):
@@ -38,16 +39,21 @@ def test_garbage_in_the_manifest_is_one_line_everywhere(index):
 
 @pytest.mark.parametrize("lost", ["data.csc.index.npy", "ids.json", "whole folder"])
 def test_a_damaged_keyword_index_is_never_silent_and_doctor_rebuilds_it(index, lost):
+    from rag.errors import IndexDamaged
+    from rag.ingestion import doctor
+    from rag.retrieval import Retriever
+    from rag.settings import Settings
+
     bm25 = index / "papers" / "bm25"
     shutil.rmtree(bm25) if lost == "whole folder" else (bm25 / lost).unlink()
-    env = {"RAG_DATA_DIR": str(index)}
-    for mode in ("bm25", "hybrid"):
-        one_clear_line(run_rag("search", "protein folding", "--mode", mode, env=env), "keyword index", "rag doctor")
-    repaired = run_rag("doctor", "--json", env=env)
-    assert repaired.returncode == 0, repaired.stderr
-    assert any("rebuilt the keyword index" in line for line in json.loads(repaired.stdout)["repaired"])
-    found = run_rag("search", "protein folding", "--mode", "bm25", "--json", "-k", "1", env=env)
-    assert json.loads(found.stdout)["hits"][0]["paper_id"] == "needle"
+    one_clear_line(run_rag("search", "protein folding", env={"RAG_DATA_DIR": str(index)}),
+                   "keyword index", "rag doctor")
+    settings = Settings(data_dir=index)
+    for mode in ("bm25", "hybrid"):  # not 0 hits, not quietly dense-only
+        with pytest.raises(IndexDamaged, match="keyword index"):
+            Retriever(settings).search("protein folding", mode=mode)
+    assert any("rebuilt the keyword index" in line for line in doctor(settings).repaired)
+    assert Retriever(settings).search("protein folding", k=1, mode="bm25")[0].paper_id == "needle"
 
 
 def test_doctor_makes_catalog_and_vectors_agree(index):
@@ -65,7 +71,8 @@ def test_doctor_makes_catalog_and_vectors_agree(index):
     report = doctor(settings)
     assert report.problems == [] and (report.papers, report.chunks) == (5, Index(settings).vectors.count())
     assert len(report.repaired) == 3, report.repaired  # orphan deleted, needle forgotten, BM25 rebuilt
-    again = run_rag("ingest", str(index.parent / "papers.jsonl"), "--json", env={"RAG_DATA_DIR": str(index)})
-    assert json.loads(again.stdout)["added"] == 1, "the forgotten paper is embedded again"
+    from rag.ingestion import ingest
+
+    assert ingest([index.parent / "papers.jsonl"], settings).added == 1, "the forgotten paper is embedded again"
     assert doctor(settings).repaired == [], "nothing left to repair"
     assert run_rag("doctor", env={"RAG_DATA_DIR": str(index)}).stdout.startswith("index whole: 6 papers")

@@ -52,8 +52,15 @@ a.cite.weak, .unsupported { color: #b45309; }
 
 
 # --- pure rendering -----------------------------------------------------------------------------
+# The chat renders markdown: text from abstracts must not become an image (fetched from anywhere),
+# a link, code or emphasis. Numeric references are literal text to markdown and to HTML alike, so
+# the characters that build those become references; "[" and "]" stay for our own [n] links, which
+# cannot turn into markdown links once "(" and "!" are gone. "://" stops bare-URL autolinks.
+_MARKDOWN = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_{}()#+!|~"})
+
+
 def _esc(text: str | None) -> str:
-    return html.escape(text or "", quote=True)
+    return html.escape(text or "", quote=True).translate(_MARKDOWN).replace("://", ":&#47;&#47;")
 
 
 def link_citations(escaped: str, weak: Iterable[int] = ()) -> str:

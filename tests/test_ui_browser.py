@@ -5,6 +5,7 @@ Screenshots land in artifacts/ui/ (gitignored); RAG_UPDATE_SCREENSHOT=1 also ref
 """
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import socket
@@ -68,7 +69,8 @@ def test_refusal_and_error_wording():
 
     assert NOT_COVERED in render_answer(answer(NOT_COVERED, refused=True), NOT_COVERED)
     failed = render_answer(answer("", error="openai at http://x/v1: connection refused"), NOT_COVERED)
-    assert "⚠ Error: openai at http://x/v1: connection refused" in failed and "sources found" in failed
+    # Entities keep text inert in the chat's markdown; the page shows them as the characters.
+    assert "⚠ Error: openai at http://x/v1: connection refused" in html.unescape(failed) and "sources found" in failed
 
 
 def test_source_cards_highlight_the_cited_sentence():
@@ -160,7 +162,7 @@ def test_chat_turns_errors_into_a_message(monkeypatch, error, expected):
 
     monkeypatch.setattr(app, "asker", fail)
     *_, (chat, _, turns, box) = list(app.chat("a question", [], "extractive", "", "", "", "sk-typed", 5))
-    assert expected in chat[-1]["content"] and "sk-typed" not in chat[-1]["content"]
+    assert expected in html.unescape(chat[-1]["content"]) and "sk-typed" not in chat[-1]["content"]
     assert turns[-1][1] == ""  # a failed turn is not history for follow-ups
     assert box == ""
 
@@ -423,6 +425,22 @@ class TestBrowser:
         expect(reply.locator("a.cite").first).to_be_visible()
         cited = reply.locator("a.cite").first.get_attribute("href")
         expect(page.locator(cited)).to_contain_text("Quokkaformer")
+
+    def test_a_hostile_abstract_is_shown_as_text(self, page):
+        """Markdown images and links, HTML and scripts in an abstract are inert in the chat and the
+        source cards; the page fixture fails if anything is fetched from another host."""
+        from playwright.sync_api import expect
+
+        upload(page, FIXTURES / "hostile_paper.jsonl")
+        expect(page.locator("#ingest-report")).to_contain_text("1 added")
+        page.get_by_role("tab", name="Chat").click()
+        reply = ask(page, "How much do pangolin scales cut the memory of armoured transformers?", 1)
+        expect(reply).to_contain_text("41%")
+        expect(reply).to_contain_text("![tracker](http://tracker.invalid/pixel.png)")
+        for where in (page.locator("#chatbot"), page.locator("#sources")):
+            assert where.locator("img, script").count() == 0
+            assert where.locator('a[href*="invalid"]').count() == 0
+        page.locator("#new-chat").click()
 
     def test_bad_uploads_say_why_and_change_nothing(self, page, tmp_path):
         from playwright.sync_api import expect

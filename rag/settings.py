@@ -28,6 +28,16 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 TOKENS_PER_SENTENCE = 60
 
 
+def display_url(url: str) -> str:
+    """A URL as shown to anyone (page, log, error, JSON): without user:password@, a credential."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "rag"

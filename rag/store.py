@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError, IndexBusy, IndexDamaged, IndexMissing, ModelMismatch, RagError
+from rag.settings import display_url
 from rag.sources import Paper
 
 if TYPE_CHECKING:
@@ -345,12 +346,12 @@ class VectorStore:
 
             parsed = urlparse(url)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                raise ConfigError(f"RAG_CHROMA_URL must look like http://host:port, got {url!r}")
+                raise ConfigError(f"RAG_CHROMA_URL must look like http://host:port, got {display_url(url)!r}")
             try:
                 return chromadb.HttpClient(host=parsed.hostname, port=parsed.port or 8000,
                                            ssl=parsed.scheme == "https", settings=chroma_settings)
             except ValueError as e:  # chromadb turns connection errors into ValueError
-                raise ConfigError(f"cannot reach the Chroma server at {url}: {e}") from None
+                raise ConfigError(f"cannot reach the Chroma server at {display_url(url)}: {e}") from None
         return chromadb.PersistentClient(path=str(self.settings.data_dir / "chroma"), settings=chroma_settings)
 
     def forget(self) -> None:
@@ -462,8 +463,8 @@ class Index:
 
 def status(settings: Settings, titles: int = 0) -> dict:
     """What `rag status` and the UI's header show, read from the catalog alone (no Chroma, no model)."""
-    info: dict = {"data_dir": str(settings.data_dir), "collection": settings.collection,
-                  "chroma": settings.chroma_url or str(settings.data_dir / "chroma"),
+    chroma = display_url(settings.chroma_url) if settings.chroma_url else str(settings.data_dir / "chroma")
+    info: dict = {"data_dir": str(settings.data_dir), "collection": settings.collection, "chroma": chroma,
                   "embed_model": None, "papers": 0, "chunks": 0, "files": [], "titles": []}
     path = settings.data_dir / settings.collection / "catalog.sqlite"
     if not path.is_file():

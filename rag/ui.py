@@ -27,7 +27,7 @@ from rag.decision import describe  # noqa: E402
 from rag.errors import ConfigError, IndexBusy, IndexMissing, RagError  # noqa: E402
 from rag.llm.base import Message  # noqa: E402
 from rag.retrieval import Hit, Retriever  # noqa: E402
-from rag.settings import BACKENDS, MODES, Settings  # noqa: E402
+from rag.settings import BACKENDS, MODES, Settings, display_url  # noqa: E402
 from rag.sources import FILE_TYPES  # noqa: E402
 from rag.text import sentences, terms, title_questions  # noqa: E402
 
@@ -275,9 +275,15 @@ class App:
             return base.model_copy(update={"top_k": k})
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        def url(typed: str | None, server: str) -> str:
+            # The page shows the server's URL without its credentials: sent back as shown, it means
+            # the server's own URL, credentials and all.
+            typed = (typed or "").strip().rstrip("/")
+            return server if not typed or typed == display_url(server).rstrip("/") else typed
+
         update: dict = {"llm": backend, "llm_model": (model or "").strip() or base.llm_model, "top_k": k,
-                        "openai_base_url": (base_url or "").strip().rstrip("/") or base.openai_base_url,
-                        "ollama_host": (host or "").strip().rstrip("/") or base.ollama_host}
+                        "openai_base_url": url(base_url, base.openai_base_url),
+                        "ollama_host": url(host, base.ollama_host)}
         if (api_key or "").strip():
             update["openai_api_key"] = SecretStr(api_key.strip())
         elif update["openai_base_url"] != base.openai_base_url.rstrip("/"):
@@ -424,9 +430,10 @@ def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False) -> g
                                    interactive=editable)
                 model = gr.Textbox(settings.llm_model or "", label="Model name (openai / ollama)", elem_id="model",
                                    interactive=editable)
-                base_url = gr.Textbox(settings.openai_base_url, label="OpenAI-compatible base URL", elem_id="base-url",
+                base_url = gr.Textbox(display_url(settings.openai_base_url), label="OpenAI-compatible base URL",
+                                      elem_id="base-url",
                                       interactive=editable, visible=editable)
-                host = gr.Textbox(settings.ollama_host, label="Ollama host", elem_id="ollama-host",
+                host = gr.Textbox(display_url(settings.ollama_host), label="Ollama host", elem_id="ollama-host",
                                   interactive=editable, visible=editable)
                 api_key = gr.Textbox("", type="password", label="API key (openai)", elem_id="api-key",
                                      placeholder=f"empty: {key_hint}; used for your requests only, never stored",

@@ -6,6 +6,7 @@ Screenshots land in artifacts/ui/ (gitignored); RAG_UPDATE_SCREENSHOT=1 also ref
 from __future__ import annotations
 
 import html
+import json
 import os
 import shutil
 import socket
@@ -471,3 +472,19 @@ def test_uploads_are_kept_under_the_data_dir_by_their_own_name(tmp_path):
     assert keep_upload(upload, tmp_path / "data") == kept, "the same file again is not copied twice"
     upload.write_text('{"title": "U", "abstract": "B."}\n')
     assert keep_upload(upload, tmp_path / "data").name == "my papers-1.jsonl", "a different file keeps both"
+
+
+def test_credentials_in_configured_urls_never_reach_the_page():
+    from rag.ui import App, build
+
+    server = Settings(llm="openai", openai_base_url="http://bob:s3cret@llm.internal/v1",
+                      ollama_host="http://admin:pw2@ollama.internal:11434", openai_api_key="sk-server",
+                      chroma_url="http://carol:pw3@chroma.internal:8000")
+    for lock in (False, True):  # a hidden field's value is in the page's config all the same
+        page = json.dumps(build(server, lock_llm=lock).get_config_file(), default=str)
+        assert "llm.internal" in page or lock
+        assert not any(secret in page for secret in ("s3cret", "pw2", "pw3", "sk-server"))
+    shown = App(server).request_settings("openai", "m", "http://llm.internal/v1", "http://ollama.internal:11434",
+                                         "", 5)
+    assert shown.openai_base_url == server.openai_base_url, "sent back as shown, it means the server's own URL"
+    assert shown.ollama_host == server.ollama_host and shown.openai_api_key.get_secret_value() == "sk-server"

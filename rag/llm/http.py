@@ -29,12 +29,13 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from rag.errors import AnswerCut, ConfigError, LLMError
 from rag.llm.base import AnswerRequest, Message
+from rag.settings import display_url
 
 log = logging.getLogger("rag.llm")
 
@@ -140,14 +141,6 @@ def with_scheme(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{display_url(url)!r} is not an http(s) URL")
     return url.rstrip("/")
-
-
-def display_url(url: str) -> str:
-    """The URL as shown to users: without user:password@, which may carry a credential."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def make_client(base_url: str, timeout: float, transport: httpx.BaseTransport | None,

@@ -75,8 +75,9 @@ class Retriever:
         self.settings = settings
         with locked(settings.data_dir, exclusive=False):
             self._open()
+        # Loaded once, by the model check that opening the index makes: a reopen checks the same model.
+        self.embedder = self.index.embedder
         self._encoder = None
-        self._embedder = None
         # The UI's worker threads share one Retriever: SQLite, Chroma and bm25s are not
         # promised to be safe across threads, and a search takes ~10 ms, so serialise.
         self._mutex = threading.Lock()
@@ -111,14 +112,6 @@ class Retriever:
         with self._mutex, locked(self.settings.data_dir, exclusive=False):
             self._refresh_if_changed()
             return self.index.bm25.doc_freqs(terms)
-
-    @property
-    def embedder(self):
-        if self._embedder is None:
-            from rag.embedding import load_embedder
-
-            self._embedder = load_embedder(self.settings)
-        return self._embedder
 
     def embed_query(self, query: str):
         if self._encoder is None:

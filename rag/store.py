@@ -429,6 +429,7 @@ class Index:
         self.catalog = Catalog(self.root / "catalog.sqlite")
         self.vectors = VectorStore(settings)
         self.bm25 = BM25Index(self.root / "bm25")
+        self.embedder = None  # set by check_model: the embedder the index was checked against
 
     @classmethod
     def open_for_query(cls, settings: Settings) -> Index:
@@ -448,7 +449,7 @@ class Index:
         manifest = self.catalog.manifest()
         if manifest is None:
             raise IndexMissing(f"the index in {self.root} is empty; run `rag ingest` first")
-        asked = load_embedder(self.settings)
+        self.embedder = asked = load_embedder(self.settings)
         if asked.fingerprint != manifest.model_fingerprint:
             raise ModelMismatch(
                 f"the index in {self.root} was built with {manifest.embed_model} "

@@ -159,8 +159,9 @@ class Asker:
 
     def messages(self, question: str, sources: list[Source]) -> list[Message]:
         blocks = "\n".join(
-            self.templates["source"].render(n=s.n, title=prompts.quote_source(s.title or "untitled"),
-                                            date=s.date or "unknown", text=prompts.quote_source(s.abstract))
+            self.templates["source"].render(n=s.n, title=prompts.quote_attribute(s.title or "untitled"),
+                                            date=prompts.quote_attribute(s.date or "unknown"),
+                                            text=prompts.quote_source(s.abstract))
             for s in sources)
         common = {"refusal": self.refusal, "max_sentences": self.settings.max_sentences}
         return [Message("system", self.templates["system"].render(**common)),

@@ -72,3 +72,9 @@ def quote_source(text: str) -> str:
     """Sources are data: a '<source' or '</source' inside an abstract must not close or open a
     source block in the prompt."""
     return _TAG.sub(lambda m: "‹" + m.group(1) + "source", text)
+
+
+def quote_attribute(text: str) -> str:
+    """A title or date inside a `<source ... title="...">` tag: one line, and a '"' cannot end the
+    attribute early and forge others (`title="x" n="9"`)."""
+    return quote_source(" ".join(text.split())).replace('"', "&quot;")

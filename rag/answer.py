@@ -17,7 +17,7 @@ from rag.decision import Decision, decide, missing_text, unreadable_script
 from rag.errors import AnswerCut, LLMError
 from rag.llm.base import AnswerRequest, ChatBackend, Message, SourceText
 from rag.retrieval import Hit, Retriever, check_query
-from rag.settings import Settings
+from rag.settings import Redactor, Settings, redact
 from rag.text import script_of
 
 # Phrasings models use when the sources do not answer; our own wording is prompts/refusal.txt.
@@ -149,7 +149,8 @@ class Asker:
         turns = "\n".join(f"{m.role}: {m.content}" for m in history[-6:])
         prompt = self.templates["condense"].render(history=turns, question=question)
         try:
-            rewritten = self.backend().complete([Message("user", prompt)]).strip().strip('"').splitlines()
+            rewritten = redact(self.backend().complete([Message("user", prompt)]), self.settings.secrets())
+            rewritten = rewritten.strip().strip('"').splitlines()
             if rewritten and rewritten[0].strip():
                 return rewritten[0].strip()[: self.settings.max_query_chars]
         except LLMError:
@@ -205,23 +206,31 @@ class Asker:
             # down must cost the answer, not the sources already found.
             backend = self.backend()
         except LLMError as e:
-            result.error = str(e)
+            result.error = redact(str(e), self.settings.secrets())
             return ""
         result.model = backend.model
         local = backend.name == "extractive"
         request = AnswerRequest(question, [SourceText(s.n, s.title, s.abstract, s.relevance) for s in sources],
                                 [] if local else self.messages(question, sources))
         pieces: list[str] = []
+        # A server may echo what it was sent (the key, the Basic header of a URL's password): mask
+        # rag's own secrets in everything it hands on, the streamed text included.
+        secrets = self.settings.secrets()
+        redactor = Redactor(secrets)
         try:
             for piece in backend.answer(request):
                 if not pieces:
                     result.timings_ms["first_token"] = (time.perf_counter() - began) * 1000
                 pieces.append(piece)
-                yield Token(piece)
+                if shown := redactor.feed(piece):
+                    yield Token(shown)
         except AnswerCut as e:
-            result.cut = str(e)
+            result.cut = redact(str(e), secrets)
         except LLMError as e:
-            result.error = str(e)
+            result.error = redact(str(e), secrets)
+        if rest := redactor.flush():
+            yield Token(rest)
+        pieces = [redact("".join(pieces), secrets)] if pieces else []
         result.timings_ms["generate" if local else "llm"] = (time.perf_counter() - began) * 1000
         if local and not pieces:  # no sentence shares a word with the question
             pieces.append(self.refusal)

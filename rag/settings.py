@@ -38,6 +38,57 @@ def display_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+# A secret shorter than this is not masked in text: hiding every "ab" would garble answers, and a
+# credential that short protects nothing anyway.
+MIN_SECRET_CHARS = 6
+MASK = "•••"
+
+
+def url_secrets(url: str | None) -> set[str]:
+    """What a URL's `user:password@` gives away: the password, the pair, and the Basic header that
+    HTTP clients build from it (base64 of the pair)."""
+    import base64
+    from urllib.parse import unquote, urlsplit
+
+    if not url or "@" not in urlsplit(url).netloc:
+        return set()
+    parts = urlsplit(url)
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    pair = f"{user}:{password}"
+    return {password, pair, f"{parts.username}:{parts.password}",
+            base64.b64encode(pair.encode()).decode()} - {"", ":"}
+
+
+def redact(text: str, secrets: set[str] | frozenset[str]) -> str:
+    """`text` with every secret masked, the longest first (a pair before its password)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+class Redactor:
+    """Masks secrets in a stream of pieces: a secret may arrive split across two pieces, so the
+    last characters that could begin one are held back until the next piece or `flush()`."""
+
+    def __init__(self, secrets: set[str] | frozenset[str]) -> None:
+        self.secrets = frozenset(secrets)
+        self._hold = max((len(s) for s in self.secrets), default=1) - 1
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        if not self.secrets:
+            return piece
+        text = redact(self._pending + piece, self.secrets)
+        cut = len(text) - self._hold
+        # Never hand on a prefix that ends inside a mask's own characters.
+        self._pending, out = text[max(cut, 0):], text[:max(cut, 0)]
+        return out
+
+    def flush(self) -> str:
+        out, self._pending = redact(self._pending, self.secrets), ""
+        return out
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "rag"
@@ -99,6 +150,14 @@ class Settings(BaseSettings):
         f"Most tokens an LLM answer may take (sent as max_tokens / num_predict, and enforced on the stream); "
         f"unset: {TOKENS_PER_SENTENCE} a sentence of max_sentences. See answer_token_cap."))
     prompts_dir: Path | None = Field(None, description="Directory of prompt templates overriding prompts/.")
+
+    def secrets(self) -> frozenset[str]:
+        """Every credential these settings hold, in the forms they can take on the wire, for `redact`:
+        the API key, and what user:password@ in any configured URL gives away."""
+        found = {self.openai_api_key.get_secret_value().strip()} if self.openai_api_key else set()
+        for url in (self.openai_base_url, self.ollama_host, self.chroma_url):
+            found |= url_secrets(url)
+        return frozenset(s for s in found if len(s) >= MIN_SECRET_CHARS)
 
     @property
     def answer_token_cap(self) -> int:

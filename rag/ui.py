@@ -27,7 +27,7 @@ from rag.decision import describe  # noqa: E402
 from rag.errors import ConfigError, IndexBusy, IndexMissing, RagError  # noqa: E402
 from rag.llm.base import Message  # noqa: E402
 from rag.retrieval import Hit, Retriever  # noqa: E402
-from rag.settings import BACKENDS, MODES, Settings, display_url  # noqa: E402
+from rag.settings import BACKENDS, MODES, Settings, display_url, redact  # noqa: E402
 from rag.sources import FILE_TYPES  # noqa: E402
 from rag.text import sentences, terms, title_questions  # noqa: E402
 
@@ -337,9 +337,8 @@ class App:
                     kept = "" if answer.error else answer.answer
                     yield show("", [*turns, (question, kept, render_answer(answer, asker.refusal))])
         except RagError as e:
-            message = error_text(e)
-            if (api_key or "").strip():
-                message = message.replace(api_key.strip(), "•••")
+            typed = {api_key.strip()} if (api_key or "").strip() else set()
+            message = redact(error_text(e), self.settings.secrets() | typed)
             yield show(f'<span class="rag-error">⚠ {_esc(message)}</span>'
                        if not isinstance(e, IndexMissing) else message)
 

@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from pydantic import SecretStr
 from conftest import ScriptedBackend, run_rag
 
 from rag import prompts
@@ -242,3 +243,35 @@ def test_extractive_is_a_backend_like_the_others():
     with pytest.raises(LLMError):
         backend.complete([])
     backend.close()
+
+
+def test_a_server_echoing_credentials_never_gets_them_shown(fake_seed_settings):
+    """The Bearer key, the URL's password and the Basic header httpx builds from it are masked in
+    the streamed tokens, the answer and the error, even when a secret arrives split over pieces."""
+    import base64
+
+    import httpx
+
+    from rag.llm.openai import OpenAIBackend
+
+    key, password = "sk-echo-Secret1234", "hunter2pass"
+    basic = base64.b64encode(f"alice:{password}".encode()).decode()
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        leak = f"Key {request.headers['authorization']} pw {password} basic {basic} [1]."
+        pieces = [leak[i:i + 5] for i in range(0, len(leak), 5)]
+        body = "".join("data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": p}}]}) + "\n\n"
+                       for p in pieces) + "data: [DONE]\n\n"
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+
+    settings = fake_seed_settings.model_copy(update={
+        "llm": "openai", "llm_model": "m", "openai_base_url": f"http://alice:{password}@llm.test/v1",
+        "openai_api_key": SecretStr(key)})
+    backend = OpenAIBackend.from_settings(settings, transport=httpx.MockTransport(echo))
+    events = list(Asker(settings, backend=backend).stream("What does LoRA-GA align at the first step?"))
+    streamed = "".join(e.text for e in events if isinstance(e, Token))
+    answer = events[-1].answer
+    assert "Key" in streamed and "•••" in streamed  # the echo did arrive, masked
+    for shown in (streamed, answer.answer, json.dumps(answer.as_dict())):
+        for secret in (key, password, basic, "Secret1234"):
+            assert secret not in shown

@@ -5,8 +5,8 @@ import json
 import re
 
 import pytest
-from pydantic import SecretStr
 from conftest import ScriptedBackend, run_rag
+from pydantic import SecretStr
 
 from rag import prompts
 from rag.answer import Asker, Done, Retrieved, Token

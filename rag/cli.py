@@ -115,14 +115,23 @@ def ingest(
 ) -> None:
     """Parse, chunk, embed and index papers. Idempotent: unchanged papers are not re-embedded."""
     from rag.ingestion import ingest as run_ingest
+    from rag.store import live_name
 
     settings = _settings(batch_size=batch_size, device=device, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
+    before = live_name(settings)
+
+    def waiting() -> None:
+        err.print(f"waiting for the ingest already running in {safe(str(settings.data_dir))} to finish…")
+
     try:
         with _ingest_progress(as_json) as progress:
-            report = run_ingest(paths or _default_sources(), settings, progress=progress, rebuild=rebuild)
+            report = run_ingest(paths or _default_sources(), settings, progress=progress, rebuild=rebuild,
+                                on_wait=waiting)
     except KeyboardInterrupt:
-        if rebuild:
+        if rebuild and live_name(settings) != before:
+            err.print("interrupted after the switch: the new index is in use; the next ingest tidies up")
+        elif rebuild:
             err.print("interrupted: the index is as it was before; run the same command again to rebuild")
         else:
             # Papers are committed in batches: what finished is indexed, the rest is not half-written.

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError, IndexMissing, ModelMismatch, SourceError
-from rag.settings import STAGING_SUFFIX, Settings
+from rag.settings import Settings
 from rag.sources import Paper, Rejected, load
-from rag.store import Index, Manifest, content_hash, locked
+from rag.store import (Index, Manifest, VectorStore, content_hash, generation_name, generation_number, live_name,
+                       live_root, locked, switch_live, writing)
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 # Papers embedded and committed together: small enough that a killed run loses little,
 # large enough to keep the encoder's batches full.
 PAPERS_PER_COMMIT = 128
+# How long one write (a batch of vectors, the BM25 swap) waits for searches in flight to finish.
+WRITE_WAIT = 120.0
 
 Progress = Callable[[int, int], None]  # (chunks embedded so far, total chunks to embed)
 
@@ -57,20 +59,32 @@ def _check_manifest(existing: Manifest | None, wanted: Manifest, root: Path) -> 
                           "use `rag ingest --rebuild` to re-chunk everything")
 
 
-def drop_collection(settings: Settings) -> None:
-    """Forget a collection entirely (vectors, catalog, BM25)."""
+def drop_generation(settings: Settings, name: str) -> None:
+    """Delete one generation of a collection: its vectors, then its catalog and BM25."""
     from chromadb.errors import NotFoundError
 
-    from rag.store import VectorStore
-
-    client = VectorStore(settings).client()
     with contextlib.suppress(NotFoundError):
-        client.delete_collection(settings.collection)
-    shutil.rmtree(settings.data_dir / settings.collection, ignore_errors=True)
+        VectorStore(settings, name).client().delete_collection(name)
+    shutil.rmtree(settings.data_dir / name, ignore_errors=True)
 
 
-def ingest(paths: list[Path], settings: Settings, progress: Progress | None = None,
-           rebuild: bool = False) -> IngestReport:
+def drop_leftovers(settings: Settings) -> list[str]:
+    """Generations other than the live one: a rebuild killed before its switch left its staged one,
+    a rebuild killed after it left the old one. Returns the names dropped."""
+    live = live_name(settings)
+    names = {p.name for p in settings.data_dir.iterdir() if p.is_dir()} if settings.data_dir.is_dir() else set()
+    names |= {c.name for c in VectorStore(settings).client().list_collections()}
+    dead = sorted(n for n in names if n != live and generation_number(settings.collection, n) is not None)
+    for name in dead:
+        drop_generation(settings, name)
+    return dead
+
+
+def ingest(paths: list[Path], settings: Settings, progress: Progress | None = None, rebuild: bool = False,
+           wait: float = 3600.0, on_wait: Callable[[], None] | None = None) -> IngestReport:
+    """Index the papers in `paths`. One ingest runs at a time per data dir: another waits up to
+    `wait` seconds for it (`on_wait` is called once when it starts waiting). Searches are never
+    shut out for longer than one write (a batch of vectors, the BM25 swap)."""
     from rag.embedding import load_embedder
 
     started = time.perf_counter()
@@ -87,23 +101,33 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
         detail = f" (rejected {reasons}{more})" if loaded.rejected else ""
         raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
 
-    with locked(settings.data_dir, exclusive=True):
+    with writing(settings.data_dir, wait, on_wait):
+        with locked(settings.data_dir, exclusive=True):
+            drop_leftovers(settings)
         if rebuild:
-            # Built beside the live collection and swapped in at the end: a rebuild that fails or is
-            # interrupted leaves the old index answering, and the next --rebuild starts afresh.
-            staging = settings.model_copy(update={"collection": settings.collection + STAGING_SUFFIX})
-            drop_collection(staging)
-            _index(loaded.papers, loaded.files, staging, embedder, report, progress)
-            _swap_in(staging, settings)
+            # Built beside the live generation, which answers searches until one atomic switch.
+            # A rebuild killed before the switch leaves the old index; after it, the new one.
+            live = live_name(settings)
+            staged = generation_name(settings.collection, generation_number(settings.collection, live) + 1)
+            _index(loaded.papers, loaded.files, settings, staged, embedder, report, progress)
+            switch_live(settings, staged)
+            with locked(settings.data_dir, exclusive=True):  # no search is still reading the old one
+                drop_generation(settings, live)
         else:
-            _index(loaded.papers, loaded.files, settings, embedder, report, progress)
+            _index(loaded.papers, loaded.files, settings, None, embedder, report, progress)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _index(papers: list[Paper], files: list[str], settings: Settings, embedder: Embedder, report: IngestReport,
-           progress: Progress | None) -> None:
-    index = Index(settings)
+def _index(papers: list[Paper], files: list[str], settings: Settings, name: str | None, embedder: Embedder,
+           report: IngestReport, progress: Progress | None) -> None:
+    """Index `papers` into generation `name` (None: the live one). Embedding runs unlocked; each
+    write to the index takes the write lock for just that write."""
+    def write():
+        return locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT)
+
+    with write():
+        index = Index(settings, name)
     try:
         chunk_tokens = min(settings.chunk_tokens, embedder.max_tokens)
         wanted = Manifest(embedder.name, embedder.fingerprint, 0, chunk_tokens, settings.chunk_overlap)
@@ -117,12 +141,13 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, embedder: 
         report.unchanged = len(papers) - len(todo)
 
         if todo:
-            report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress)
-        _drop_orphans(index)
-        embedder.prepare_queries(index.models_dir(index.catalog.manifest()))
+            report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress, write)
+        with write():
+            _drop_orphans(index)
+        embedder.prepare_queries(index.models_dir(index.catalog.manifest()))  # atomic on its own
         digest = index.catalog.digest()
         if todo or index.bm25.needs_build(digest):
-            index.bm25.build(list(index.catalog.all_papers()), built_from=digest)
+            index.bm25.build(list(index.catalog.all_papers()), built_from=digest, swap=write())
             index.catalog.bump_generation()
         index.catalog.record_files(_papers_per_file(papers, files))
         counts = index.catalog.counts()
@@ -146,11 +171,13 @@ def doctor(settings: Settings) -> DoctorReport:
     """Check that catalog, vectors and BM25 agree, and repair what can be derived without embedding:
     vectors no paper owns are deleted, papers without vectors leave the catalog (the next ingest of
     their file embeds them again), and BM25 is rebuilt from the catalog when damaged or stale."""
-    if not (settings.data_dir / settings.collection / "catalog.sqlite").is_file():
+    if not (live_root(settings) / "catalog.sqlite").is_file():
         raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
                            "run `rag ingest` first")
     report = DoctorReport()
-    with locked(settings.data_dir, exclusive=True):
+    with writing(settings.data_dir), locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
+        if dead := drop_leftovers(settings):
+            report.repaired.append(f"deleted {len(dead)} index generations left by an interrupted rebuild")
         index = Index(settings)
         try:
             if index.catalog.manifest() is None:
@@ -190,36 +217,16 @@ def _drop_orphans(index: Index) -> None:
     index.vectors.delete_papers(sorted(orphans))
 
 
-def _swap_in(staging: Settings, live: Settings) -> None:
-    """Replace the live collection by the staged one: vectors by renaming the Chroma collection,
-    catalog and BM25 by renaming the directory. Readers notice the new catalog file and reopen."""
-    from chromadb.errors import NotFoundError
-
-    from rag.store import VectorStore
-
-    client = VectorStore(live).client()
-    live_dir, staged_dir = live.data_dir / live.collection, staging.data_dir / staging.collection
-    # A Ctrl-C between these steps would leave neither index whole: it waits until they are done.
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        with contextlib.suppress(NotFoundError):
-            client.delete_collection(live.collection)
-        client.get_collection(staging.collection, embedding_function=None).modify(name=live.collection)
-        shutil.rmtree(live_dir, ignore_errors=True)
-        staged_dir.rename(live_dir)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-
-
 def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, existing: Manifest | None,
-           progress: Progress | None) -> int:
+           progress: Progress | None, write: Callable[[], contextlib.AbstractContextManager]) -> int:
     from rag.chunking import Chunker
 
     chunker = Chunker(embedder.tokenizer(), wanted.chunk_tokens, wanted.chunk_overlap)
-    if existing is None:
-        index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": embedder.dim}))
-    # A changed paper may now have fewer chunks: drop its old ones before re-adding.
-    index.vectors.delete_papers([p.paper_id for p in todo if p.paper_id in known])
+    with write():
+        if existing is None:
+            index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": embedder.dim}))
+        # A changed paper may now have fewer chunks: drop its old ones before re-adding.
+        index.vectors.delete_papers([p.paper_id for p in todo if p.paper_id in known])
     chunked = [(p, chunker.chunks(p)) for p in todo]
     total = sum(len(c) for _, c in chunked)
     done = 0
@@ -235,9 +242,11 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
         part = chunked[start:start + PAPERS_PER_COMMIT]
         chunks = [c for _, cs in part for c in cs]
         vectors = embedder.encode([c.text for c in chunks], progress=step)
-        index.vectors.upsert(chunks, vectors)
-        # Only now is the paper recorded: a crash before this line re-embeds it next run.
-        index.catalog.add([p for p, _ in part], {p.paper_id: len(cs) for p, cs in part})
+        with write():
+            index.vectors.upsert(chunks, vectors)
+            # Only now is the paper recorded: a crash before this line re-embeds it next run.
+            index.catalog.add([p for p, _ in part], {p.paper_id: len(cs) for p, cs in part})
+            index.catalog.bump_generation()  # open readers reload the vectors before their next search
     return total
 
 

@@ -84,12 +84,15 @@ class Retriever:
 
     def _open(self) -> None:
         self.index = Index.open_for_query(self.settings)
+        # A Chroma client cached by this process (an ingest it ran) holds the vectors as that
+        # ingest left them; writes by other processes since are read only by a new one.
+        self.index.vectors.forget()
         self.manifest = self.index.catalog.manifest()
         self._generation = self.index.catalog.generation()
 
     def _refresh_if_changed(self) -> None:
         """Another process ingested since we opened: reopen Chroma and BM25 (held under the lock)."""
-        if self.index.catalog.replaced():  # a rebuild swapped in a whole new collection
+        if self.index.replaced():  # a rebuild switched to a whole new generation
             self.index.close()
             self.index.vectors.forget()
             self._open()  # the same model (open checks it), so the query encoder stays

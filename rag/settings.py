@@ -14,8 +14,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # A collection lives in <data dir>/<name>, beside these, which it must never be.
-RESERVED_NAMES = {"chroma", "models", "lock"}
-STAGING_SUFFIX = "-rebuild"  # `rag ingest --rebuild` builds "<name>-rebuild", then swaps it in
+RESERVED_NAMES = {"chroma", "models", "lock", "gate", "ingest.lock", "uploads"}
+# `rag ingest --rebuild` builds "<name>-rebuild<N>" beside the live index, then points
+# "<name>.live" at it in one atomic rename.
+STAGING_SUFFIX = "-rebuild"
+LIVE_SUFFIX = ".live"
 
 
 # Each of these is written here once; everything else imports it.
@@ -174,6 +177,7 @@ class Settings(BaseSettings):
                              "or digit")
         if name.lower() in RESERVED_NAMES:
             raise ValueError(f"{name!r} is the name of one of the data dir's own files; pick another")
-        if name.endswith(STAGING_SUFFIX):
-            raise ValueError(f"names ending in {STAGING_SUFFIX!r} are kept for `rag ingest --rebuild`")
+        if re.search(re.escape(STAGING_SUFFIX) + r"\d*$", name) or name.endswith(LIVE_SUFFIX):
+            raise ValueError(f"names ending in {STAGING_SUFFIX!r} (and a number) or {LIVE_SUFFIX!r} are kept "
+                             "for `rag ingest --rebuild`")
         return name

@@ -24,13 +24,13 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError, IndexBusy, IndexDamaged, IndexMissing, ModelMismatch, RagError
-from rag.settings import display_url
+from rag.settings import LIVE_SUFFIX, STAGING_SUFFIX, display_url
 from rag.sources import Paper
 
 if TYPE_CHECKING:
@@ -66,35 +66,150 @@ def content_hash(paper: Paper) -> str:
     return hashlib.sha1(f"{paper.title}\x00{paper.abstract}".encode()).hexdigest()[:16]
 
 
+def _open_lock(path: Path, create: bool) -> int | None:
+    """A descriptor to flock `path` with (a writer creates it), or None where a reader can neither
+    open nor create it (a read-only file system or copy): no writer can change such an index, so
+    there is nothing to keep out. flock works on a descriptor opened read-only."""
+    if create:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        pass  # an index written before this lock file existed
+    except PermissionError:
+        return None
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return None
+        raise
+
+
+def _flock(fd: int, mode: int, deadline: float, busy: str, on_wait: Callable[[], None] | None) -> None:
+    waited = False
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if time.monotonic() >= deadline:
+            raise IndexBusy(busy)
+        if on_wait and not waited:
+            on_wait()
+        waited = True
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def locked(data_dir: Path, exclusive: bool, wait: float = 10.0) -> Iterator[None]:
-    """Writers exclude everyone; readers share. Two processes opening one persistent Chroma
-    folder while one writes is unsafe upstream, so we never let that happen."""
+    """Short writes exclude everyone; readers share. Two processes opening one persistent Chroma
+    folder while one writes is unsafe upstream, so no search runs during a write. An ingest holds
+    this only for each write (a batch of vectors and its catalog commit, the BM25 swap), never
+    while it embeds, so searches go on between its writes.
+
+    A writer first takes `gate`, which new readers pass through: once a writer waits, readers
+    that arrive after it queue behind it instead of starving it."""
     if not exclusive and not data_dir.is_dir():  # a reader has nothing to read: leave no dir behind
         raise IndexMissing(f"no index in {data_dir}; run `rag ingest` first")
+    deadline = time.monotonic() + wait
+    what = "another process is writing to" if exclusive else "an ingest is writing to"
+    busy = f"{what} the index in {data_dir}; try again when it finishes"
+    fds: list[int] = []
+    try:
+        try:
+            if exclusive:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            gate = _open_lock(data_dir / "gate", create=exclusive)
+            lock = _open_lock(data_dir / "lock", create=exclusive)
+        except PermissionError as e:
+            raise ConfigError(f"data dir {data_dir} is not writable ({e.strerror}); set RAG_DATA_DIR") from None
+        except OSError as e:
+            raise ConfigError(f"cannot use data dir {data_dir}: {e.strerror}") from None
+        fds = [fd for fd in (gate, lock) if fd is not None]
+        if gate is not None:
+            _flock(gate, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline, busy, None)
+        if lock is not None:
+            _flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline, busy, None)
+        if gate is not None and not exclusive:
+            fcntl.flock(gate, fcntl.LOCK_UN)  # a reader only passes through the gate
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def writing(data_dir: Path, wait: float = 10.0, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """One ingest (or `rag doctor`) at a time per data dir, held for its whole run. Readers never
+    take it: they wait only for `locked(exclusive=True)`, which a writer holds for each short write."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(data_dir / "ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except PermissionError as e:
         raise ConfigError(f"data dir {data_dir} is not writable ({e.strerror}); set RAG_DATA_DIR") from None
     except OSError as e:
         raise ConfigError(f"cannot use data dir {data_dir}: {e.strerror}") from None
-    deadline = time.monotonic() + wait
     try:
-        while True:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    what = "another process is using" if exclusive else "an ingest is writing to"
-                    raise IndexBusy(f"{what} the index in {data_dir}; try again when it finishes") from None
-                time.sleep(0.1)
+        _flock(fd, fcntl.LOCK_EX, time.monotonic() + wait,
+               f"another ingest is writing to the index in {data_dir}; try again when it finishes", on_wait)
         yield
     finally:
         os.close(fd)
+
+
+# --- generations: `rag ingest --rebuild` builds a new one beside the live one and switches --------
+def generation_name(collection: str, n: int) -> str:
+    """Generation 0 is the collection's own name (an index never rebuilt); the rest are staged."""
+    return collection if n == 0 else f"{collection}{STAGING_SUFFIX}{n}"
+
+
+def generation_number(collection: str, name: str) -> int | None:
+    """`name`'s generation if it is one of `collection`'s, else None."""
+    if name == collection:
+        return 0
+    tail = name.removeprefix(collection + STAGING_SUFFIX)
+    return int(tail) if tail != name and tail.isdigit() else None
+
+
+def live_name(settings: Settings) -> str:
+    """The generation searches use: what `<collection>.live` names, or the collection itself.
+    Its directory under the data dir and its Chroma collection carry this name."""
+    pointer = settings.data_dir / (settings.collection + LIVE_SUFFIX)
+    try:
+        name = pointer.read_text().strip()
+    except FileNotFoundError:
+        return settings.collection
+    except OSError as e:
+        raise IndexDamaged(f"{pointer} is unreadable ({e.strerror}); it names the live index; "
+                           "re-index with `rag ingest --rebuild PATH ...`") from None
+    if generation_number(settings.collection, name) is None:
+        raise IndexDamaged(f"{pointer} is damaged (it should name a generation of {settings.collection!r}); "
+                           "re-index with `rag ingest --rebuild PATH ...`")
+    return name
+
+
+def live_root(settings: Settings) -> Path:
+    return settings.data_dir / live_name(settings)
+
+
+def switch_live(settings: Settings, name: str) -> None:
+    """Make `name` the live generation in one atomic step: a new pointer file renamed over the old.
+    A process killed before the rename leaves the old index live, after it the new one."""
+    pointer = settings.data_dir / (settings.collection + LIVE_SUFFIX)
+    tmp = pointer.with_name(pointer.name + f".tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, pointer)
+    dir_fd = os.open(settings.data_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself reaches the disk before the old index is deleted
+    finally:
+        os.close(dir_fd)
 
 
 class Catalog:
@@ -229,9 +344,11 @@ class BM25Index:
 
         return Stemmer.Stemmer("english").stemWords
 
-    def build(self, rows: list[tuple[str, str, str]], built_from: str = "") -> None:
+    def build(self, rows: list[tuple[str, str, str]], built_from: str = "",
+              swap: contextlib.AbstractContextManager = contextlib.nullcontext()) -> None:
         """Index `rows` (paper id, title, abstract); `built_from` (the catalog's digest) is kept so
-        that `needs_build` knows when the catalog has moved on without it."""
+        that `needs_build` knows when the catalog has moved on without it. Built beside the live
+        index, then renamed in under `swap` (an ingest's write lock): searches go on meanwhile."""
         import bm25s
 
         ids = [r[0] for r in rows]
@@ -247,13 +364,25 @@ class BM25Index:
         (tmp / "ids.json").write_text(json.dumps(ids))
         (tmp / "version").write_text(self.VERSION)
         (tmp / "built_from").write_text(built_from)
-        old = self.directory.with_name(self.directory.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.directory.exists():
-            os.replace(self.directory, old)
-        os.replace(tmp, self.directory)
+        old = self._old
+        with swap:
+            if self.directory.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(self.directory, old)
+            # A process killed here leaves only the old index: `files` reads it until the next build.
+            os.replace(tmp, self.directory)
         shutil.rmtree(old, ignore_errors=True)
         self.forget()
+
+    @property
+    def _old(self) -> Path:
+        return self.directory.with_name(self.directory.name + ".old")
+
+    @property
+    def files(self) -> Path:
+        """Where the index's files are: its directory, or the previous build's while a swap is
+        half done (a kill between its two renames)."""
+        return self._old if not self.directory.exists() and self._old.exists() else self.directory
 
     def forget(self) -> None:
         self._retriever = None
@@ -261,20 +390,20 @@ class BM25Index:
     def damage(self) -> str | None:
         """What is wrong with the files on disk, or None when they are whole."""
         try:
-            ids = json.loads((self.directory / "ids.json").read_text())
+            ids = json.loads((self.files / "ids.json").read_text())
         except FileNotFoundError:
             return "ids.json is missing"
         except (OSError, ValueError):
             return "ids.json is unreadable"
-        missing = [name for name in self.FILES if not (self.directory / name).is_file()]
+        missing = [name for name in self.FILES if not (self.files / name).is_file()]
         return f"{missing[0]} is missing" if ids and missing else None
 
     def needs_build(self, catalog_digest: str) -> bool:
         """Damaged, built by another version, or from another state of the catalog: an ingest
         killed after its last catalog commit but before this rebuild left it behind."""
         try:
-            return (self.damage() is not None or (self.directory / "version").read_text() != self.VERSION
-                    or (self.directory / "built_from").read_text() != catalog_digest)
+            return (self.damage() is not None or (self.files / "version").read_text() != self.VERSION
+                    or (self.files / "built_from").read_text() != catalog_digest)
         except OSError:
             return True
 
@@ -282,17 +411,17 @@ class BM25Index:
         if self._retriever is None:
             why = self.damage()
             if why:  # never quietly search without it: hybrid would become dense-only unseen
-                raise IndexDamaged(f"the keyword index in {self.directory} is damaged ({why}); "
+                raise IndexDamaged(f"the keyword index in {self.files} is damaged ({why}); "
                                    "`rag doctor` rebuilds it from the catalog")
-            self._ids = json.loads((self.directory / "ids.json").read_text())
+            self._ids = json.loads((self.files / "ids.json").read_text())
             if not self._ids:
                 return False
             import bm25s
 
             try:
-                self._retriever = bm25s.BM25.load(str(self.directory), mmap=False, show_progress=False)
+                self._retriever = bm25s.BM25.load(str(self.files), mmap=False, show_progress=False)
             except (OSError, ValueError, KeyError) as e:
-                raise IndexDamaged(f"the keyword index in {self.directory} is unreadable ({e}); "
+                raise IndexDamaged(f"the keyword index in {self.files} is unreadable ({e}); "
                                    "`rag doctor` rebuilds it from the catalog") from None
         return True
 
@@ -331,8 +460,9 @@ class BM25Index:
 class VectorStore:
     """Chunk vectors in Chroma, embedded on disk or on a Chroma server, one code path."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, name: str | None = None):
         self.settings = settings
+        self.name = name or settings.collection  # the Chroma collection: the index generation's name
         self._collection = None
 
     def client(self):
@@ -367,7 +497,7 @@ class VectorStore:
             from chromadb.errors import NotFoundError
 
             client = self.client()
-            name = self.settings.collection
+            name = self.name
             if create:
                 self._collection = client.get_or_create_collection(
                     name, configuration=_CHROMA_SPACE, embedding_function=None)
@@ -421,19 +551,21 @@ class VectorStore:
 
 
 class Index:
-    """One collection: catalog + vectors + BM25 + manifest."""
+    """One collection: catalog + vectors + BM25 + manifest, of its live generation unless `name`
+    says which (a rebuild's staged one)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, name: str | None = None):
         self.settings = settings
-        self.root = settings.data_dir / settings.collection
+        self.name = name or live_name(settings)
+        self.root = settings.data_dir / self.name
         self.catalog = Catalog(self.root / "catalog.sqlite")
-        self.vectors = VectorStore(settings)
+        self.vectors = VectorStore(settings, self.name)
         self.bm25 = BM25Index(self.root / "bm25")
         self.embedder = None  # set by check_model: the embedder the index was checked against
 
     @classmethod
     def open_for_query(cls, settings: Settings) -> Index:
-        if not (settings.data_dir / settings.collection / "catalog.sqlite").is_file():
+        if not (live_root(settings) / "catalog.sqlite").is_file():
             raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
                                "run `rag ingest` first")
         index = cls(settings)
@@ -442,6 +574,10 @@ class Index:
 
     def close(self) -> None:
         self.catalog.close()
+
+    def replaced(self) -> bool:
+        """A rebuild has switched the collection to another generation since this was opened."""
+        return live_name(self.settings) != self.name or self.catalog.replaced()
 
     def check_model(self) -> Manifest:
         from rag.embedding import load_embedder
@@ -467,7 +603,7 @@ def status(settings: Settings, titles: int = 0) -> dict:
     chroma = display_url(settings.chroma_url) if settings.chroma_url else str(settings.data_dir / "chroma")
     info: dict = {"data_dir": str(settings.data_dir), "collection": settings.collection, "chroma": chroma,
                   "embed_model": None, "papers": 0, "chunks": 0, "files": [], "titles": []}
-    path = settings.data_dir / settings.collection / "catalog.sqlite"
+    path = live_root(settings) / "catalog.sqlite"
     if not path.is_file():
         return info
     catalog = Catalog(path)

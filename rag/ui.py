@@ -235,16 +235,19 @@ def collection_status(settings: Settings, n_examples: int = 3) -> dict:
             "candidates": candidates}
 
 
-def keep_upload(path: Path, data_dir: Path) -> Path:
+def keep_upload(path: Path, data_dir: Path) -> tuple[Path, bool]:
     """Uploads arrive in Gradio's temp dir, which is cleaned away: ingest a copy kept under the data
-    dir with the name the user gave it, so the catalog names a file that stays."""
+    dir with the name the user gave it, so the catalog names a file that stays. Returns the copy and
+    whether it is new (False: the same bytes were uploaded before, and that copy is reused)."""
     folder = data_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     target, n = folder / path.name, 1
-    while target.exists() and target.read_bytes() != path.read_bytes():
+    while target.exists():
+        if target.read_bytes() == path.read_bytes():
+            return target, False
         target, n = folder / f"{path.stem}-{n}{path.suffix}", n + 1
     shutil.copyfile(path, target)
-    return target
+    return target, True
 
 
 class App:
@@ -361,11 +364,14 @@ class App:
         def step(done: int, total: int) -> None:
             progress((done, total), desc="Embedding chunks", unit="chunks")
 
-        kept = keep_upload(Path(path), self.settings.data_dir)
+        kept, new = keep_upload(Path(path), self.settings.data_dir)
         try:
-            report = ingest([kept], self.settings, progress=step)
+            # Behind an ingest already running (another upload, `rag ingest`), this one waits its turn.
+            report = ingest([kept], self.settings, progress=step,
+                            on_wait=lambda: progress(0, desc="Waiting for the ingest already running"))
         except RagError as e:
-            kept.unlink(missing_ok=True)  # nothing from it was indexed
+            if new:  # nothing from it was indexed; a copy kept by an earlier upload stays with its papers
+                kept.unlink(missing_ok=True)
             result = render_error(f"{Path(path).name}: {e}")
         else:
             result = render_report(report, Path(path).name)

@@ -196,8 +196,9 @@ def test_rebuild_replaces_the_index_and_an_open_retriever_follows(tmp_path):
         hits = retriever.search("model data learning protein folding", k=5, mode=mode)
         assert [h.paper_id for h in hits] == ["needle"], mode
     assert Index(settings).catalog.counts()["papers"] == 1
-    assert _chroma_collections(settings) == {"papers"}
-    assert not (data / "papers-rebuild").exists()
+    # The old generation is gone once the new one is live: one Chroma collection, one directory.
+    assert _chroma_collections(settings) == {"papers-rebuild1"}
+    assert not (data / "papers").exists() and (data / "papers.live").read_text().strip() == "papers-rebuild1"
 
 
 def test_interrupted_rebuild_leaves_the_old_index(tmp_path):
@@ -218,7 +219,7 @@ def test_interrupted_rebuild_leaves_the_old_index(tmp_path):
 
     report = ingest([new], settings, rebuild=True)  # starts afresh over the leftover staging
     assert (report.added, report.papers_total) == (n_new, n_new)
-    assert _chroma_collections(settings) == {"papers"}
+    assert _chroma_collections(settings) == {"papers-rebuild1"}
     assert Index(settings).vectors.count() == report.chunks_total
 
 

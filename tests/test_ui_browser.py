@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_ENV
+from conftest import FAKE_ENV, synthetic_papers, write_jsonl
 
 from rag.answer import Answer, Source
 from rag.errors import IndexBusy, IndexMissing, LLMError
@@ -467,11 +467,56 @@ def test_uploads_are_kept_under_the_data_dir_by_their_own_name(tmp_path):
     upload = tmp_path / "gradio" / "abc123" / "my papers.jsonl"
     upload.parent.mkdir(parents=True)
     upload.write_text('{"title": "T", "abstract": "A."}\n')
-    kept = keep_upload(upload, tmp_path / "data")
+    kept, new = keep_upload(upload, tmp_path / "data")
     assert kept == tmp_path / "data" / "uploads" / "my papers.jsonl" and kept.read_text() == upload.read_text()
-    assert keep_upload(upload, tmp_path / "data") == kept, "the same file again is not copied twice"
+    assert new
+    assert keep_upload(upload, tmp_path / "data") == (kept, False), "the same file again is not copied twice"
     upload.write_text('{"title": "U", "abstract": "B."}\n')
-    assert keep_upload(upload, tmp_path / "data").name == "my papers-1.jsonl", "a different file keeps both"
+    assert keep_upload(upload, tmp_path / "data")[0].name == "my papers-1.jsonl", "a different file keeps both"
+
+
+def test_an_upload_during_an_ingest_waits_its_turn_and_a_failed_re_upload_loses_nothing(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    import rag.ingestion
+    from rag.store import status, writing
+    from rag.ui import App
+
+    settings = Settings(data_dir=tmp_path / "data")
+    (tmp_path / "gradio" / "x").mkdir(parents=True)
+    (tmp_path / "gradio" / "y").mkdir(parents=True)
+    upload = write_jsonl(tmp_path / "gradio" / "x" / "mine.jsonl", synthetic_papers(3))
+    app = App(settings)
+    app.add(str(upload), progress=lambda *a, **k: None)
+    kept = settings.data_dir / "uploads" / "mine.jsonl"
+    assert status(settings)["files"] == [{"path": str(kept), "papers": 3}]
+
+    other = write_jsonl(tmp_path / "gradio" / "y" / "other.jsonl",
+                        [{**p, "id": f"other-{i}"} for i, p in enumerate(synthetic_papers(2, seed=5))])
+    held = threading.Event()
+
+    def another_ingest():  # holds the ingest lock as a long `rag ingest` in another process would
+        with writing(settings.data_dir):
+            held.set()
+            time.sleep(3)
+
+    thread = threading.Thread(target=another_ingest)
+    thread.start()
+    held.wait()
+    started = time.monotonic()
+    shown = app.add(str(other), progress=lambda *a, **k: None)[0]
+    assert time.monotonic() - started >= 2 and "2 added" in shown
+    thread.join()
+
+    def busy(*args, **kwargs):
+        raise IndexBusy("another ingest is writing")
+
+    monkeypatch.setattr(rag.ingestion, "ingest", busy)
+    shown = app.add(str(upload), progress=lambda *a, **k: None)[0]  # the same file again, and it fails
+    assert "another ingest" in shown
+    assert kept.is_file(), "the copy the catalog names from the first upload is still there"
+    assert {"path": str(kept), "papers": 3} in status(settings)["files"]
 
 
 def test_credentials_in_configured_urls_never_reach_the_page():

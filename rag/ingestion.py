@@ -12,8 +12,19 @@ from typing import TYPE_CHECKING
 from rag.errors import ConfigError, IndexMissing, ModelMismatch, SourceError
 from rag.settings import Settings
 from rag.sources import Paper, Rejected, load
-from rag.store import (Index, Manifest, VectorStore, content_hash, generation_name, generation_number, live_name,
-                       live_root, locked, switch_live, writing)
+from rag.store import (
+    Index,
+    Manifest,
+    VectorStore,
+    content_hash,
+    generation_name,
+    generation_number,
+    live_name,
+    live_root,
+    locked,
+    switch_live,
+    writing,
+)
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder

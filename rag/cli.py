@@ -146,6 +146,8 @@ def ingest(
     out.print(f"index: {report.papers_total} papers, {report.chunks_total} chunks in {settings.data_dir}")
     for r in report.rejected:
         err.print(f"[yellow]rejected[/] {safe(r.source)} {safe(r.location)}: {safe(r.reason)}", highlight=False)
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {safe(note)}", highlight=False)
 
 
 def _print_hits(query: str, hits, as_json: bool, mode: str) -> None:

@@ -8,6 +8,7 @@
     │   ├── IndexMissing
     │   ├── ModelMismatch
     │   ├── IndexDamaged        a state file is missing or unreadable; the message names it and the way out
+    │   ├── DiskFull            not enough free space to write: stopped before or at the write, nothing lost
     │   └── IndexBusy
     └── LLMError                an LLM backend failed (connection, HTTP status, bad stream)
         └── AnswerCut           an answer stopped part-way (token cap, repeating itself, deadline);
@@ -48,6 +49,10 @@ class ModelMismatch(IndexError_):
 
 class IndexDamaged(IndexError_):
     pass
+
+
+class DiskFull(IndexError_):
+    exit_code = 74  # EX_IOERR
 
 
 class IndexBusy(IndexError_):

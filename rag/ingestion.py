@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.errors import ConfigError, IndexMissing, ModelMismatch, SourceError
+from rag.errors import ConfigError, IndexDamaged, IndexMissing, ModelMismatch, SourceError
 from rag.settings import Settings
 from rag.sources import Paper, Rejected, load
 from rag.store import (
@@ -17,8 +18,11 @@ from rag.store import (
     Manifest,
     VectorStore,
     content_hash,
+    disk_full,
+    free_mb,
     generation_name,
     generation_number,
+    is_disk_full,
     live_name,
     live_root,
     locked,
@@ -47,6 +51,7 @@ class IngestReport:
     chunks_embedded: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # what the user should know beyond the counts
     papers_total: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
@@ -91,6 +96,17 @@ def drop_leftovers(settings: Settings) -> list[str]:
     return dead
 
 
+def set_aside(settings: Settings) -> Path:
+    """Move a damaged embedded vector store out of the way, keeping it for whoever wants to look."""
+    store = settings.data_dir / "chroma"
+    aside = store.with_name(f"chroma.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    store.rename(aside)
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+    return aside
+
+
 def ingest(paths: list[Path], settings: Settings, progress: Progress | None = None, rebuild: bool = False,
            wait: float = 3600.0, on_wait: Callable[[], None] | None = None) -> IngestReport:
     """Index the papers in `paths`. One ingest runs at a time per data dir: another waits up to
@@ -112,9 +128,16 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
         detail = f" (rejected {reasons}{more})" if loaded.rejected else ""
         raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
 
-    with writing(settings.data_dir, wait, on_wait):
+    with writing(settings.data_dir, wait, on_wait), _full_disk_stops(settings):
         with locked(settings.data_dir, exclusive=True):
-            drop_leftovers(settings)
+            try:
+                drop_leftovers(settings)
+            except IndexDamaged as e:
+                if not rebuild or settings.chroma_url:
+                    raise
+                # Asked to re-index everything, over a store too damaged to open: start a new one.
+                report.notes.append(f"{e}: moved it to {set_aside(settings)}; other collections it held "
+                                    "must be ingested again")
         if rebuild:
             # Built beside the live generation, which answers searches until one atomic switch.
             # A rebuild killed before the switch leaves the old index; after it, the new one.
@@ -128,6 +151,18 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
             _index(loaded.papers, loaded.files, settings, None, embedder, report, progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextlib.contextmanager
+def _full_disk_stops(settings: Settings):
+    """A full disk met anyway (by the catalog, BM25, the ONNX export) is one clear line. Each of
+    those writes is atomic, and papers are committed after their vectors, so nothing is lost."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as e:
+        if is_disk_full(e):
+            raise disk_full(settings.data_dir) from None
+        raise
 
 
 def _index(papers: list[Paper], files: list[str], settings: Settings, name: str | None, embedder: Embedder,
@@ -233,6 +268,10 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
     from rag.chunking import Chunker
 
     chunker = Chunker(embedder.tokenizer(), wanted.chunk_tokens, wanted.chunk_overlap)
+    if existing is None:
+        # Searches may start after the first commit, long before this ingest builds the keyword
+        # index at its end: until then they find an empty one (and rank by vectors alone).
+        index.bm25.build([], built_from="", swap=write())
     with write():
         if existing is None:
             index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": embedder.dim}))
@@ -241,6 +280,7 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
     chunked = [(p, chunker.chunks(p)) for p in todo]
     total = sum(len(c) for _, c in chunked)
     done = 0
+    room(index.settings, total)  # all of it, before the first write: better now than half-way
 
     def step(n: int) -> None:
         nonlocal done
@@ -253,12 +293,29 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
         part = chunked[start:start + PAPERS_PER_COMMIT]
         chunks = [c for _, cs in part for c in cs]
         vectors = embedder.encode([c.text for c in chunks], progress=step)
+        room(index.settings, len(chunks))  # again: something else may have filled the disk meanwhile
         with write():
             index.vectors.upsert(chunks, vectors)
             # Only now is the paper recorded: a crash before this line re-embeds it next run.
             index.catalog.add([p for p, _ in part], {p.paper_id: len(cs) for p, cs in part})
             index.catalog.bump_generation()  # open readers reload the vectors before their next search
     return total
+
+
+# Disk a chunk takes, with margin: Chroma stores its text three or four times over (rows, their
+# index, full-text search) beside the vector, about 12 KB at 384 dimensions; SQLite's journal
+# needs as much again while a batch is written. A server keeps only the catalog row here.
+BYTES_PER_CHUNK = 24_000
+BYTES_PER_CHUNK_SERVER = 2_000
+
+
+def room(settings: Settings, chunks: int) -> None:
+    """Stop before a write that would leave less than `min_free_mb` free: on a full disk Chroma
+    fails mid-write (and can damage its files), while a stop here leaves the index as it was."""
+    per_chunk = BYTES_PER_CHUNK_SERVER if settings.chroma_url else BYTES_PER_CHUNK
+    needed = chunks * per_chunk / 1e6 + settings.min_free_mb
+    if free_mb(settings.data_dir) < needed:
+        raise disk_full(settings.data_dir, needed)
 
 
 def _papers_per_file(papers, files: list[str]) -> dict[str, int]:

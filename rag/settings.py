@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     candidates: int = Field(300, ge=1, description="Depth of each ranking fed to fusion.")
     max_query_chars: int = Field(2000, ge=10, description="Longer queries are refused, not truncated.")
     max_file_mb: int = Field(200, ge=1, description="Seed/text pages larger than this are rejected.")
+    min_free_mb: int = Field(50, ge=0, description=(
+        "Free disk space an ingest leaves untouched: it stops with a clear message, the index as it was, "
+        "before a write would leave less (Chroma fails, and may damage its files, on a full disk)."))
 
     llm: Backend = Field("extractive", description="Answer backend.")
     llm_model: str | None = Field(None, description="Model name for the openai/ollama backends.")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.errors import ConfigError, IndexBusy, IndexDamaged, IndexMissing, ModelMismatch, RagError
+from rag.errors import ConfigError, DiskFull, IndexBusy, IndexDamaged, IndexMissing, ModelMismatch, RagError
 from rag.settings import LIVE_SUFFIX, STAGING_SUFFIX, display_url
 from rag.sources import Paper
 
@@ -103,6 +103,12 @@ def _flock(fd: int, mode: int, deadline: float, busy: str, on_wait: Callable[[],
         time.sleep(0.05)
 
 
+def unusable(data_dir: Path, error: OSError) -> ConfigError:
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ConfigError(f"data dir {data_dir} is not writable ({error.strerror}); set RAG_DATA_DIR")
+    return ConfigError(f"cannot use data dir {data_dir}: {error.strerror}")
+
+
 @contextlib.contextmanager
 def locked(data_dir: Path, exclusive: bool, wait: float = 10.0) -> Iterator[None]:
     """Short writes exclude everyone; readers share. Two processes opening one persistent Chroma
@@ -124,10 +130,8 @@ def locked(data_dir: Path, exclusive: bool, wait: float = 10.0) -> Iterator[None
                 data_dir.mkdir(parents=True, exist_ok=True)
             gate = _open_lock(data_dir / "gate", create=exclusive)
             lock = _open_lock(data_dir / "lock", create=exclusive)
-        except PermissionError as e:
-            raise ConfigError(f"data dir {data_dir} is not writable ({e.strerror}); set RAG_DATA_DIR") from None
         except OSError as e:
-            raise ConfigError(f"cannot use data dir {data_dir}: {e.strerror}") from None
+            raise unusable(data_dir, e) from None
         fds = [fd for fd in (gate, lock) if fd is not None]
         if gate is not None:
             _flock(gate, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline, busy, None)
@@ -148,10 +152,8 @@ def writing(data_dir: Path, wait: float = 10.0, on_wait: Callable[[], None] | No
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(data_dir / "ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except PermissionError as e:
-        raise ConfigError(f"data dir {data_dir} is not writable ({e.strerror}); set RAG_DATA_DIR") from None
     except OSError as e:
-        raise ConfigError(f"cannot use data dir {data_dir}: {e.strerror}") from None
+        raise unusable(data_dir, e) from None
     try:
         _flock(fd, fcntl.LOCK_EX, time.monotonic() + wait,
                f"another ingest is writing to the index in {data_dir}; try again when it finishes", on_wait)
@@ -217,11 +219,17 @@ class Catalog:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # Threads of one process (the UI's workers) share it; Retriever serialises the use.
-            self.db = sqlite3.connect(path, check_same_thread=False)
-            self.db.executescript(SCHEMA)
+            if path.is_file() and not writable(path.parent):
+                # A read-only copy or mount: nothing can change it, so SQLite need not look for writers.
+                self.db = sqlite3.connect(path.absolute().as_uri() + "?immutable=1", uri=True,
+                                          check_same_thread=False)
+            else:
+                # Threads of one process (the UI's workers) share it; Retriever serialises the use.
+                self.db = sqlite3.connect(path, check_same_thread=False)
+                self.db.executescript(SCHEMA)
             self._inode = os.stat(path).st_ino
         except sqlite3.DatabaseError as e:
             raise RagError(f"index catalog {path} is unreadable ({e}); move it away and re-ingest") from None
@@ -457,6 +465,40 @@ class BM25Index:
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
 
+# Chroma (1.5) raises InternalError with no errno for everything: what it means is in the message.
+_CHROMA_FULL = ("database or disk is full", "(code: 13)", "no space left", "os error 28")
+_CHROMA_DAMAGED = ("malformed", "not a database", "hnsw segment reader", "error loading hnsw index",
+                   "deserializing pickle", "error finding id")
+_READ_ONLY_COPIES: dict[Path, Path] = {}
+
+
+def free_mb(path: Path) -> float:
+    """Free space on the file system holding `path` (or its nearest existing parent), in MB."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free / 1e6
+
+
+def disk_full(path: Path, needed_mb: float | None = None) -> DiskFull:
+    needed = f", about {needed_mb:,.0f} MB needed" if needed_mb else ""
+    return DiskFull(f"the disk holding {path} is full: {free_mb(path):,.0f} MB free{needed}; the index is as it "
+                    "was before this write. Free some space (or set RAG_DATA_DIR elsewhere) and run the same "
+                    "command again")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = str(error).lower()
+    return (isinstance(error, sqlite3.OperationalError) and "disk is full" in text) or any(
+        f in text for f in _CHROMA_FULL)
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write at `path` (a read-only mount says no, even to root)."""
+    return os.access(path, os.W_OK) and not os.statvfs(path).f_flag & os.ST_RDONLY
+
+
 class VectorStore:
     """Chunk vectors in Chroma, embedded on disk or on a Chroma server, one code path."""
 
@@ -464,6 +506,46 @@ class VectorStore:
         self.settings = settings
         self.name = name or settings.collection  # the Chroma collection: the index generation's name
         self._collection = None
+
+    @property
+    def where(self) -> str:
+        return display_url(self.settings.chroma_url) if self.settings.chroma_url else str(self.path)
+
+    @property
+    def path(self) -> Path:
+        return self.settings.data_dir / "chroma"
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Chroma's failures as one clear line: a full disk, a damaged store, anything else."""
+        from chromadb.errors import ChromaError, NotFoundError
+
+        try:
+            yield
+        except NotFoundError:
+            raise
+        except ChromaError as e:
+            text = str(e)
+            if is_disk_full(e) or ("error in compaction" in text.lower()
+                                   and not self.settings.chroma_url and free_mb(self.path) < self.settings.min_free_mb):
+                raise disk_full(self.path) from None
+            if any(f in text.lower() for f in _CHROMA_DAMAGED):
+                raise IndexDamaged(f"the vector store in {self.where} is damaged ({text.strip()[:200]}); "
+                                   "re-index with `rag ingest --rebuild PATH ...`") from None
+            raise RagError(f"the vector store in {self.where} failed: {text.strip()[:300]}") from None
+
+    def _read_only_copy(self) -> Path:
+        """Chroma writes to its folder even to read it (chromadb 1.5 records a tenant on open, and
+        applies its log): a read-only index is searched through a private copy, made once a process."""
+        if self.path not in _READ_ONLY_COPIES:
+            import atexit
+            import tempfile
+
+            tmp = Path(tempfile.mkdtemp(prefix="rag-readonly-"))
+            shutil.copytree(self.path, tmp / "chroma")
+            atexit.register(shutil.rmtree, tmp, True)
+            _READ_ONLY_COPIES[self.path] = tmp / "chroma"
+        return _READ_ONLY_COPIES[self.path]
 
     def client(self):
         import chromadb
@@ -482,7 +564,11 @@ class VectorStore:
                                            ssl=parsed.scheme == "https", settings=chroma_settings)
             except ValueError as e:  # chromadb turns connection errors into ValueError
                 raise ConfigError(f"cannot reach the Chroma server at {display_url(url)}: {e}") from None
-        return chromadb.PersistentClient(path=str(self.settings.data_dir / "chroma"), settings=chroma_settings)
+        path = self.path
+        if path.is_dir() and not writable(path):
+            path = self._read_only_copy()
+        with self.errors():
+            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
     def forget(self) -> None:
         """Drop cached handles so the next use sees what another process wrote."""
@@ -498,55 +584,66 @@ class VectorStore:
 
             client = self.client()
             name = self.name
-            if create:
-                self._collection = client.get_or_create_collection(
-                    name, configuration=_CHROMA_SPACE, embedding_function=None)
-            else:
-                try:
-                    self._collection = client.get_collection(name, embedding_function=None)
-                except NotFoundError as e:
-                    raise IndexMissing(f"collection {name!r} is not in the vector store; "
-                                       "run `rag ingest` first") from e
+            with self.errors():
+                if create:
+                    self._collection = client.get_or_create_collection(
+                        name, configuration=_CHROMA_SPACE, embedding_function=None)
+                else:
+                    try:
+                        self._collection = client.get_collection(name, embedding_function=None)
+                    except NotFoundError as e:
+                        raise IndexMissing(f"collection {name!r} is not in the vector store {self.where}; "
+                                           "run `rag ingest` (or, if it was indexed before, `rag ingest "
+                                           "--rebuild PATH ...`)") from e
         return self._collection
 
     def upsert(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         collection = self.collection(create=True)
-        collection.upsert(ids=[c.chunk_id for c in chunks], embeddings=vectors,
-                          documents=[c.text for c in chunks],
-                          metadatas=[{"paper_id": c.paper_id, "n": c.n} for c in chunks])
+        with self.errors():
+            collection.upsert(ids=[c.chunk_id for c in chunks], embeddings=vectors,
+                              documents=[c.text for c in chunks],
+                              metadatas=[{"paper_id": c.paper_id, "n": c.n} for c in chunks])
 
     def delete_papers(self, paper_ids: list[str]) -> None:
         if paper_ids:
-            self.collection(create=True).delete(where={"paper_id": {"$in": paper_ids}})
+            collection = self.collection(create=True)
+            with self.errors():
+                collection.delete(where={"paper_id": {"$in": paper_ids}})
 
     def count(self) -> int:
-        return self.collection(create=False).count()
+        collection = self.collection(create=False)
+        with self.errors():
+            return collection.count()
 
     def paper_ids(self) -> set[str]:
         """Every paper that has vectors here, paged so a large collection is not read at once."""
         collection, found, offset = self.collection(create=False), set(), 0
-        while True:
-            got = collection.get(include=["metadatas"], limit=5000, offset=offset)
-            found.update(m["paper_id"] for m in got["metadatas"])
-            if len(got["ids"]) < 5000:
-                return found
-            offset += 5000
+        with self.errors():
+            while True:
+                got = collection.get(include=["metadatas"], limit=5000, offset=offset)
+                found.update(m["paper_id"] for m in got["metadatas"])
+                if len(got["ids"]) < 5000:
+                    return found
+                offset += 5000
 
     def search(self, vector: np.ndarray, n: int) -> list[tuple[str, str, float]]:
         """(chunk_id, paper_id, cosine similarity) best first. Distances only: fetching metadata
         and documents for hundreds of candidates costs several times the search itself."""
         collection = self.collection(create=False)
-        total = collection.count()
-        if total == 0:
-            return []
-        result = collection.query(query_embeddings=[vector], n_results=min(n, total), include=["distances"])
+        with self.errors():
+            total = collection.count()
+            if total == 0:
+                return []
+            result = collection.query(query_embeddings=[vector], n_results=min(n, total), include=["distances"])
         return [(cid, cid.rsplit(":", 1)[0], 1.0 - float(dist))
                 for cid, dist in zip(result["ids"][0], result["distances"][0])]
 
     def texts(self, chunk_ids: list[str]) -> dict[str, str]:
         if not chunk_ids:
             return {}
-        got = self.collection(create=False).get(ids=chunk_ids, include=["documents"])
+        collection = self.collection(create=False)
+        with self.errors():
+            got = collection.get(ids=chunk_ids, include=["documents"])
         return dict(zip(got["ids"], got["documents"]))
 
 

@@ -76,3 +76,19 @@ def test_doctor_makes_catalog_and_vectors_agree(index):
     assert ingest([index.parent / "papers.jsonl"], settings).added == 1, "the forgotten paper is embedded again"
     assert doctor(settings).repaired == [], "nothing left to repair"
     assert run_rag("doctor", env={"RAG_DATA_DIR": str(index)}).stdout.startswith("index whole: 6 papers")
+
+
+def test_a_damaged_vector_store_is_one_line_and_a_rebuild_starts_a_new_one(index):
+    """chroma.sqlite3 cut in half, as a torn copy or a failing disk leaves it."""
+    store = index / "chroma" / "chroma.sqlite3"
+    with open(store, "r+b") as f:
+        f.truncate(store.stat().st_size // 2)
+    env = {"RAG_DATA_DIR": str(index)}
+    one_clear_line(run_rag("search", "protein folding", env=env), "vector store", "damaged", "--rebuild")
+    one_clear_line(run_rag("ingest", str(index.parent / "papers.jsonl"), env=env), "vector store", "--rebuild")
+
+    rebuilt = run_rag("ingest", "--rebuild", str(index.parent / "papers.jsonl"), env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "moved it to" in rebuilt.stderr and list(index.glob("chroma.damaged-*"))
+    found = run_rag("search", "protein folding", "-k", "1", "--json", env=env)
+    assert found.returncode == 0 and '"paper_id": "needle"' in found.stdout

@@ -128,7 +128,7 @@ def _papers(data_dir) -> int:
     return status(Settings(data_dir=data_dir))["papers"]
 
 
-def test_ingest_killed_halfway_is_completed_by_a_rerun(tmp_path):
+def test_searches_go_on_during_an_ingest_and_one_killed_halfway_is_completed_by_a_rerun(tmp_path):
     from rag import ingestion as ingest_module
 
     n = ingest_module.PAPERS_PER_COMMIT * 2 + 10
@@ -142,6 +142,11 @@ def test_ingest_killed_halfway_is_completed_by_a_rerun(tmp_path):
     while not stalled.exists():
         assert proc.poll() is None, f"ingest ended before stalling: {proc.stderr.read()}"
         time.sleep(0.05)
+    # Embedding holds no lock: a search meanwhile answers at once from what is committed.
+    started = time.monotonic()
+    found = run_rag("search", "synthetic study", "-k", "3", "--json", env={"RAG_DATA_DIR": str(data)})
+    assert found.returncode == 0 and time.monotonic() - started < 8, found.stderr
+    assert len(json.loads(found.stdout)["hits"]) == 3
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = _papers(data)

@@ -1,0 +1,160 @@
+"""Searches and chats while an ingest runs in another process (issue 14's target: no "busy", chat
+p95 <= 5 s on 2 cores). Never a timed unit test: run it by hand, on a quiet machine.
+
+    .venv/bin/python evals/concurrency.py [--corpus ../shared/benchmarks/scifact/corpus.jsonl]
+                                          [--papers 2000] [--chats 20] [--searches 20] [--json out.json]
+
+In a throwaway data dir, with the packaged MiniLM:
+  1. `rag ingest seeds/` (the collection people ask about);
+  2. starts `rag ingest` of the first N abstracts of the corpus in another process, and waits until
+     it has committed its first batch (it is then embedding, most of its run);
+  3. at once: C chat sessions through the UI's own handler (`rag.ui.App.chat`, the extractive backend,
+     two at a time as `rag ui --concurrency 2` answers them), and S one-shot `rag search` processes;
+  4. checks the ingest was still running when the last of them finished, then lets it finish.
+The same chats are first run with no ingest going, as the baseline of the same run.
+Reports per-chat latency (from pressing Ask to the last token, queueing included) p50/p95/max, one-shot
+search latency, and how many of either met "index busy" or another error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+QUESTIONS = [  # about seed papers, as users type them
+    "What does LoRA-GA align at the first step?", "How much activation memory does GACT save?",
+    "What is QuantMCU?", "Which benchmark measures moral values of LLMs?", "How is the implanted antenna evaluated?",
+    "What does AsCAN combine?", "How fast does LoRA-GA converge?", "What is class-incremental learning used for?",
+    "Which model plays chess with categorical values?", "How are personas used for dialogue generation?",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else float("nan")
+
+
+def summary(latencies: list[float], failures: list[str]) -> dict:
+    return {"n": len(latencies) + len(failures), "p50_s": pct(latencies, 0.5), "p95_s": pct(latencies, 0.95),
+            "max_s": round(max(latencies), 2) if latencies else None,
+            "busy": sum("busy" in f for f in failures), "other_errors": [f for f in failures if "busy" not in f]}
+
+
+def run_chats(settings, n: int, concurrency: int = 2) -> dict:
+    from rag.ui import App
+
+    app = App(settings)
+    app.retriever()  # opened once at start-up, as `rag ui` does on its first request
+
+    def chat(i: int) -> tuple[float, str | None]:
+        started = time.perf_counter()
+        last = None
+        for last in app.chat(QUESTIONS[i % len(QUESTIONS)], [], "extractive", "", "", "", "", 5):
+            pass
+        shown = last[2][-1][2] if last and isinstance(last[2], list) and last[2] else ""
+        error = shown if "rag-error" in shown or "busy" in shown.lower() else None
+        return time.perf_counter() - started, error
+
+    submitted = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:  # the UI's queue: `concurrency` answers at a time
+        futures = [pool.submit(chat, i) for i in range(n)]
+        results = [f.result() for f in futures]
+    # Latency from the moment all were asked at once (queueing included), as each user sees it.
+    del submitted
+    return summary([t for t, e in results if e is None], [e for _, e in results if e])
+
+
+def run_searches(env: dict, n: int) -> dict:
+    def one(i: int) -> tuple[float, str | None]:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "rag.cli", "search", QUESTIONS[i % len(QUESTIONS)], "-k", "5"],
+                                env=env, cwd=ROOT, capture_output=True, text=True)
+        error = result.stderr.strip().splitlines()[-1] if result.returncode else None
+        return time.perf_counter() - started, error
+
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(one, range(n)))
+    return summary([t for t, e in results if e is None], [e for _, e in results if e])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "benchmarks" / "scifact" / "corpus.jsonl")
+    parser.add_argument("--papers", type=int, default=2000)
+    parser.add_argument("--chats", type=int, default=20)
+    parser.add_argument("--searches", type=int, default=20)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    from rag.ingestion import ingest
+    from rag.settings import Settings
+    from rag.store import status
+
+    work = Path(tempfile.mkdtemp(prefix="rag-concurrency-"))
+    data = work / "data"
+    env = {**os.environ, "RAG_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
+    for key in ("RAG_EMBEDDER", "RAG_REFUSE_BELOW"):
+        env.pop(key, None)
+    settings = Settings(data_dir=data)
+    started = time.perf_counter()
+    ingest([ROOT / "seeds"], settings)
+    print(f"seeds indexed in {time.perf_counter() - started:.0f} s", flush=True)
+
+    corpus = work / "corpus.jsonl"
+    with open(args.corpus) as src, open(corpus, "w") as out:
+        for i, line in enumerate(src):
+            if i >= args.papers:
+                break
+            out.write(line)
+
+    results: dict = {"papers_ingested": args.papers, "cpus": os.cpu_count()}
+    results["baseline_chats"] = run_chats(settings, args.chats)
+    print("baseline chats (no ingest):", results["baseline_chats"], flush=True)
+
+    before = status(settings)["papers"]
+    ingest_started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(corpus)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while status(settings)["papers"] == before:  # its first commit: from now on it mostly embeds
+        if proc.poll() is not None:
+            sys.exit(f"the ingest ended early: {proc.stderr.read()[-500:]}")
+        time.sleep(0.5)
+    print(f"ingest committed its first batch after {time.perf_counter() - ingest_started:.0f} s; load starts",
+          flush=True)
+
+    chats: dict = {}
+    thread = threading.Thread(target=lambda: chats.update(run_chats(settings, args.chats)))
+    load_started = time.perf_counter()
+    thread.start()
+    results["searches_during_ingest"] = run_searches(env, args.searches)
+    thread.join()
+    results["chats_during_ingest"] = chats
+    results["load_seconds"] = round(time.perf_counter() - load_started, 1)
+    results["ingest_running_throughout"] = proc.poll() is None
+    results["papers_when_load_ended"] = status(settings)["papers"]
+    print("chats during ingest:", chats, flush=True)
+    print("searches during ingest:", results["searches_during_ingest"], flush=True)
+    _, stderr = proc.communicate()
+    results["ingest_exit"] = proc.returncode
+    results["ingest_seconds"] = round(time.perf_counter() - ingest_started, 1)
+    results["papers_after"] = status(settings)["papers"]
+    if proc.returncode:
+        results["ingest_error"] = stderr[-500:]
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,10 +8,11 @@ In a throwaway data dir, with the packaged MiniLM:
   1. `rag ingest seeds/` (the collection people ask about);
   2. starts `rag ingest` of the first N abstracts of the corpus in another process, and waits until
      it has committed its first batch (it is then embedding, most of its run);
-  3. at once: C chat sessions through the UI's own handler (`rag.ui.App.chat`, the extractive backend,
-     two at a time as `rag ui --concurrency 2` answers them), and S one-shot `rag search` processes;
+  3. C chat sessions asked at once through the UI's own handler (`rag.ui.App.chat`, the extractive
+     backend, two at a time as `rag ui --concurrency 2` answers them); then S one-shot `rag search`
+     processes started at once; then both together;
   4. checks the ingest was still running when the last of them finished, then lets it finish.
-The same chats are first run with no ingest going, as the baseline of the same run.
+The same chats and searches are first run with no ingest going: the baseline of the same run.
 Reports per-chat latency (from pressing Ask to the last token, queueing included) p50/p95/max, one-shot
 search latency, and how many of either met "index busy" or another error.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,27 +51,20 @@ def summary(latencies: list[float], failures: list[str]) -> dict:
             "busy": sum("busy" in f for f in failures), "other_errors": [f for f in failures if "busy" not in f]}
 
 
-def run_chats(settings, n: int, concurrency: int = 2) -> dict:
-    from rag.ui import App
-
-    app = App(settings)
-    app.retriever()  # opened once at start-up, as `rag ui` does on its first request
-
-    def chat(i: int) -> tuple[float, str | None]:
-        started = time.perf_counter()
-        last = None
-        for last in app.chat(QUESTIONS[i % len(QUESTIONS)], [], "extractive", "", "", "", "", 5):
-            pass
-        shown = last[2][-1][2] if last and isinstance(last[2], list) and last[2] else ""
+def run_chats(app, n: int, concurrency: int = 2) -> dict:
+    """`n` users press Ask at the same moment; the UI answers `concurrency` at a time (its queue), so
+    each latency runs from that moment to the last token: queueing included, as the user waits."""
+    def chat(i: int, asked: float) -> tuple[float, str | None]:
+        shown = ""
+        for update in app.chat(QUESTIONS[i % len(QUESTIONS)], [], "extractive", "", "", "", "", 5):
+            turns = update[2]
+            shown = turns[-1][2] if isinstance(turns, list) and turns else shown
         error = shown if "rag-error" in shown or "busy" in shown.lower() else None
-        return time.perf_counter() - started, error
+        return time.perf_counter() - asked, error
 
-    submitted = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:  # the UI's queue: `concurrency` answers at a time
-        futures = [pool.submit(chat, i) for i in range(n)]
-        results = [f.result() for f in futures]
-    # Latency from the moment all were asked at once (queueing included), as each user sees it.
-    del submitted
+    asked = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = [f.result() for f in [pool.submit(chat, i, asked) for i in range(n)]]
     return summary([t for t, e in results if e is None], [e for _, e in results if e])
 
 
@@ -88,9 +81,21 @@ def run_searches(env: dict, n: int) -> dict:
     return summary([t for t, e in results if e is None], [e for _, e in results if e])
 
 
+def at_once(app, env: dict, args) -> dict:
+    """The chats and the one-shot searches together: 20 Python processes starting on 2 cores compete
+    with the UI for the CPU, whatever the index does."""
+    together: dict = {}
+    thread = threading.Thread(target=lambda: together.update(chats=run_chats(app, args.chats)))
+    thread.start()
+    together["searches"] = run_searches(env, args.searches)
+    thread.join()
+    return together
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "benchmarks" / "scifact" / "corpus.jsonl")
+    parser.add_argument("--corpus", type=Path,
+                        default=ROOT.parent / "shared" / "benchmarks" / "scifact" / "corpus.jsonl")
     parser.add_argument("--papers", type=int, default=2000)
     parser.add_argument("--chats", type=int, default=20)
     parser.add_argument("--searches", type=int, default=20)
@@ -118,9 +123,14 @@ def main() -> None:
                 break
             out.write(line)
 
+    from rag.ui import App
+
+    app = App(settings)
+    app.retriever()  # opened at start-up, as `rag ui` does on its first request
     results: dict = {"papers_ingested": args.papers, "cpus": os.cpu_count()}
-    results["baseline_chats"] = run_chats(settings, args.chats)
-    print("baseline chats (no ingest):", results["baseline_chats"], flush=True)
+    results["baseline"] = {"chats": run_chats(app, args.chats), "searches": run_searches(env, args.searches),
+                           "chats_and_searches_at_once": at_once(app, env, args)}
+    print("baseline, no ingest:", json.dumps(results["baseline"]), flush=True)
 
     before = status(settings)["papers"]
     ingest_started = time.perf_counter()
@@ -133,18 +143,12 @@ def main() -> None:
     print(f"ingest committed its first batch after {time.perf_counter() - ingest_started:.0f} s; load starts",
           flush=True)
 
-    chats: dict = {}
-    thread = threading.Thread(target=lambda: chats.update(run_chats(settings, args.chats)))
-    load_started = time.perf_counter()
-    thread.start()
-    results["searches_during_ingest"] = run_searches(env, args.searches)
-    thread.join()
-    results["chats_during_ingest"] = chats
-    results["load_seconds"] = round(time.perf_counter() - load_started, 1)
+    during: dict = {"chats": run_chats(app, args.chats), "searches": run_searches(env, args.searches),
+                    "chats_and_searches_at_once": at_once(app, env, args)}
+    results["during_ingest"] = during
     results["ingest_running_throughout"] = proc.poll() is None
     results["papers_when_load_ended"] = status(settings)["papers"]
-    print("chats during ingest:", chats, flush=True)
-    print("searches during ingest:", results["searches_during_ingest"], flush=True)
+    print("during the ingest:", json.dumps(during), flush=True)
     _, stderr = proc.communicate()
     results["ingest_exit"] = proc.returncode
     results["ingest_seconds"] = round(time.perf_counter() - ingest_started, 1)

@@ -411,6 +411,10 @@ def ui(
         "--lock-llm/--no-lock-llm", show_default="locked unless --host is a loopback address",
         help="Fix the answer backend, model and URLs to the server's; visitors cannot point the server "
              "at another URL.")] = None,
+    upload: Annotated[bool | None, typer.Option(
+        "--upload/--no-upload", show_default="allowed only when --host is a loopback address",
+        help="Let visitors add papers from the page (files up to RAG_MAX_UPLOAD_MB). Off: no Add tab, and "
+             "the server refuses every upload.")] = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
@@ -419,7 +423,7 @@ def ui(
 
     settings = _settings(llm=llm, llm_model=model, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
-    launch(settings, host=host, port=port, concurrency=concurrency, lock_llm=lock_llm)
+    launch(settings, host=host, port=port, concurrency=concurrency, lock_llm=lock_llm, uploads=upload)
 
 
 @app.command()

@@ -129,7 +129,7 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
         raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
 
     with writing(settings.data_dir, wait, on_wait), _full_disk_stops(settings):
-        with locked(settings.data_dir, exclusive=True):
+        with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
             try:
                 drop_leftovers(settings)
             except IndexDamaged as e:
@@ -145,7 +145,7 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
             staged = generation_name(settings.collection, generation_number(settings.collection, live) + 1)
             _index(loaded.papers, loaded.files, settings, staged, embedder, report, progress)
             switch_live(settings, staged)
-            with locked(settings.data_dir, exclusive=True):  # no search is still reading the old one
+            with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):  # no search still reads the old one
                 drop_generation(settings, live)
         else:
             _index(loaded.papers, loaded.files, settings, None, embedder, report, progress)

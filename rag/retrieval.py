@@ -73,7 +73,7 @@ class Retriever:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        with locked(settings.data_dir, exclusive=False):
+        with locked(settings.data_dir, exclusive=False, wait=settings.lock_wait):
             self._open()
         # Loaded once, by the model check that opening the index makes: a reopen checks the same model.
         self.embedder = self.index.embedder
@@ -112,7 +112,7 @@ class Retriever:
 
     def doc_freqs(self, terms: list[str]) -> tuple[int, dict[str, int]]:
         """(papers, papers holding each term), read under the same lock and mutex as a search."""
-        with self._mutex, locked(self.settings.data_dir, exclusive=False):
+        with self._mutex, locked(self.settings.data_dir, exclusive=False, wait=self.settings.lock_wait):
             self._refresh_if_changed()
             return self.index.bm25.doc_freqs(terms)
 
@@ -144,7 +144,7 @@ class Retriever:
         best_chunk: dict[str, str] = {}
         bm25: dict[str, float] = {}
         bm25_ids: list[str] = []
-        with self._mutex, locked(self.settings.data_dir, exclusive=False):
+        with self._mutex, locked(self.settings.data_dir, exclusive=False, wait=self.settings.lock_wait):
             self._refresh_if_changed()
             if mode in ("dense", "hybrid"):
                 dense_ids, dense, best_chunk = self._dense(query, depth)

@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     candidates: int = Field(300, ge=1, description="Depth of each ranking fed to fusion.")
     max_query_chars: int = Field(2000, ge=10, description="Longer queries are refused, not truncated.")
     max_file_mb: int = Field(200, ge=1, description="Seed/text pages larger than this are rejected.")
+    max_upload_mb: int = Field(50, ge=1, description=(
+        "Largest file the UI accepts for upload; checked, with its lines, before it is parsed."))
+    lock_wait: float = Field(10.0, gt=0, description=(
+        "Seconds a search waits for a write in progress (one batch of an ingest) before saying the index "
+        "is busy."))
     min_free_mb: int = Field(50, ge=0, description=(
         "Free disk space an ingest leaves untouched: it stops with a clear message, the index as it was, "
         "before a write would leave less (Chroma fails, and may damage its files, on a full disk)."))

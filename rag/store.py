@@ -1,17 +1,23 @@
 """The index: Chroma (chunk vectors) and BM25 (papers) side by side, a paper catalog, the
-manifest of what built them, and the lock that keeps writers and readers apart.
+manifest of what built them, and the locks that keep writers and readers apart.
 
 Layout under the data dir:
     chroma/                          Chroma PersistentClient (unused with a Chroma server)
-    lock                             flock: an ingest holds it exclusively, queries shared
-    <collection>/catalog.sqlite      papers, ingested files, manifest (model, chunking)
-    <collection>/bm25/               bm25s index over title + abstract, ids in bm25/ids.json
+    lock, gate                       flock: each write holds them exclusively, searches shared
+    ingest.lock                      flock: one ingest (or doctor) at a time
+    <collection>.live                names the live generation; absent: <collection> itself
+    <generation>/catalog.sqlite      papers, ingested files, manifest (model, chunking)
+    <generation>/bm25/               bm25s index over title + abstract, ids in bm25/ids.json
     models/<fingerprint>/model.onnx  the query encoder, exported at ingest
+
+A generation is `<collection>` or `<collection>-rebuild<N>`: its directory and its Chroma
+collection carry that name. `rag ingest --rebuild` builds the next one and switches to it by one
+atomic rename of the pointer file.
 
 Crash safety: chunk vectors are upserted under stable ids before their paper row is
 committed, so a run killed at any point leaves papers either fully indexed or absent
 from the catalog, and a re-run upserts the same ids again (no duplicates). BM25 is
-rebuilt from the catalog and swapped in by rename.
+rebuilt from the catalog beside the live one and swapped in by rename.
 """
 from __future__ import annotations
 
@@ -481,9 +487,8 @@ def free_mb(path: Path) -> float:
 
 def disk_full(path: Path, needed_mb: float | None = None) -> DiskFull:
     needed = f", about {needed_mb:,.0f} MB needed" if needed_mb else ""
-    return DiskFull(f"the disk holding {path} is full: {free_mb(path):,.0f} MB free{needed}; the index is as it "
-                    "was before this write. Free some space (or set RAG_DATA_DIR elsewhere) and run the same "
-                    "command again")
+    return DiskFull(f"the disk holding {path} is full: {free_mb(path):,.0f} MB free{needed}; nothing was "
+                    "written. Free some space (or set RAG_DATA_DIR elsewhere) and run the same command again")
 
 
 def is_disk_full(error: BaseException) -> bool:

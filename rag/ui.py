@@ -8,11 +8,14 @@ JavaScript is needed.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import html
+import json
 import os
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +38,11 @@ EMPTY_HINT = ("Nothing is indexed yet. Add abstracts in the **Add abstracts** ta
               "(JSONL/CSV with title and abstract, or text pages), or run `rag ingest` in a terminal.")
 BUSY_HINT = "The index is busy: another process is adding papers to it. Try again when it finishes."
 MAX_ASKERS = 8  # distinct backend configurations kept warm
+# An upload is checked before it is parsed: no abstract needs a line of a megabyte, and a file of
+# more lines than this belongs in `rag ingest` on the server, with its progress and its logs.
+MAX_UPLOAD_LINES = 200_000
+MAX_LINE_BYTES = 1_000_000
+REJECTS_SHOWN = 20  # the page lists this many rejected records; the report file has all
 
 CSS = """
 #sources { max-height: 700px; overflow-y: auto !important; }
@@ -188,15 +196,53 @@ def render_hits(hits: list[Hit], mode: str) -> str:
     return f'<div class="hits">{"".join(cards)}</div>'
 
 
-def render_report(report, name: str) -> str:
-    """An IngestReport as a short summary, every rejected record with its reason."""
+def render_report(report, name: str, saved_as: str | None = None) -> str:
+    """An IngestReport as a summary of bounded size: the counts and the first rejected records,
+    each with its reason; `saved_as` names the file on the server that lists them all."""
     counts = (f"{_esc(name)}: <b>{report.added} added</b> · {report.updated} updated · {report.unchanged} unchanged · "
               f"{report.duplicates} duplicates merged · {len(report.rejected)} rejected")
-    rejected = "".join(f"<li>{_esc(Path(r.source).name)} {_esc(r.location)}: {_esc(r.reason)}</li>"
-                       for r in report.rejected)
+    rejected = "".join(f"<li>{_esc(Path(r.source).name)} {_esc(r.location)}: {_esc(r.reason[:200])}</li>"
+                       for r in report.rejected[:REJECTS_SHOWN])
+    if len(report.rejected) > REJECTS_SHOWN:
+        rejected += f"<li>… and {len(report.rejected) - REJECTS_SHOWN:,} more</li>"
+    saved = f"<p>The full report is on the server in {_esc(saved_as)}.</p>" if saved_as and report.rejected else ""
     return (f'<div class="ingest-report"><p>{counts}</p><p>The collection now holds {report.papers_total} '
             f"papers ({report.chunks_total} chunks). Ask about them in the Chat tab.</p>"
-            + (f"<p>Rejected:</p><ul>{rejected}</ul>" if rejected else "") + "</div>")
+            + (f"<p>Rejected:</p><ul>{rejected}</ul>" if rejected else "") + saved + "</div>")
+
+
+def check_upload(path: Path, max_mb: int) -> str | None:
+    """Why an upload is refused before parsing (too large, too many lines, a line too long), or None."""
+    size = path.stat().st_size
+    if size > max_mb * 1e6:
+        return f"the file is {size / 1e6:,.1f} MB; uploads are limited to {max_mb} MB (RAG_MAX_UPLOAD_MB)"
+    lines = 0
+    with open(path, "rb") as f:
+        while line := f.readline(MAX_LINE_BYTES + 1):
+            if len(line) > MAX_LINE_BYTES:
+                return f"line {lines + 1} is longer than {MAX_LINE_BYTES // 1_000_000} MB; no abstract needs that"
+            if line.endswith(b"\n"):
+                lines += 1
+            if lines > MAX_UPLOAD_LINES:
+                return (f"the file has more than {MAX_UPLOAD_LINES:,} lines; ingest a file that large on the "
+                        "server with `rag ingest`")
+    return None
+
+
+def discard_upload(path: Path) -> None:
+    """Gradio leaves each upload in its temp dir for good: remove it (and its folder) once done."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # Gradio's per-upload folder, if nothing else is in it
+
+
+def save_report(report, name: str, data_dir: Path) -> str:
+    """Every rejected record of an upload in a JSON file under the data dir; returns its relative name."""
+    folder = data_dir / "uploads" / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(name).stem}.json"
+    target.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
+    return str(target.relative_to(data_dir))
 
 
 def render_error(message: str) -> str:
@@ -355,16 +401,25 @@ class App:
             return render_error(error_text(e)) if not isinstance(e, IndexMissing) else f"<p>{EMPTY_HINT}</p>"
 
     def add(self, path: str | None, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
-        from rag.ingestion import ingest
-
         if not path:
             return render_error("Choose a file first."), None, *self.status()
+        upload = Path(path)
+        try:
+            return self._add(upload, progress), None, *self.status()
+        finally:
+            discard_upload(upload)
+
+    def _add(self, upload: Path, progress) -> str:
+        from rag.ingestion import ingest
+
+        if why := check_upload(upload, self.settings.max_upload_mb):
+            return render_error(f"{upload.name}: {why}; nothing was changed")
         progress(0, desc="Reading the file and loading the embedding model")
 
         def step(done: int, total: int) -> None:
             progress((done, total), desc="Embedding chunks", unit="chunks")
 
-        kept, new = keep_upload(Path(path), self.settings.data_dir)
+        kept, new = keep_upload(upload, self.settings.data_dir)
         try:
             # Behind an ingest already running (another upload, `rag ingest`), this one waits its turn.
             report = ingest([kept], self.settings, progress=step,
@@ -372,10 +427,9 @@ class App:
         except RagError as e:
             if new:  # nothing from it was indexed; a copy kept by an earlier upload stays with its papers
                 kept.unlink(missing_ok=True)
-            result = render_error(f"{Path(path).name}: {e}")
-        else:
-            result = render_report(report, Path(path).name)
-        return result, None, *self.status()
+            return render_error(f"{upload.name}: {e}")
+        saved = save_report(report, upload.name, self.settings.data_dir) if report.rejected else None
+        return render_report(report, upload.name, saved)
 
     def examples(self, candidates: list[str], n: int = 3) -> list[str]:
         """The first candidates that rag would answer, not refuse or answer in part: an example
@@ -404,7 +458,7 @@ class App:
         return render_status(info, self.settings.llm), *buttons
 
 
-def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False) -> gr.Blocks:
+def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False, uploads: bool = True) -> gr.Blocks:
     app = App(settings, lock_llm)
     editable = not lock_llm
     key_hint = "set on the server (OPENAI_API_KEY)" if settings.openai_api_key else "none"
@@ -453,12 +507,14 @@ def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False) -> g
                 mode = gr.Radio(list(MODES), value=settings.mode, label="Ranking", elem_id="mode")
                 k = gr.Slider(1, 50, value=10, step=1, label="Papers")
             hits = gr.HTML(elem_id="hits")
-        with gr.Tab("Add abstracts", id="add"):
-            gr.Markdown("JSONL or CSV with `title` and `abstract` fields, a BEIR `corpus.jsonl`, or text pages "
-                        "like `seeds/`. Papers already indexed are skipped; a bad file changes nothing.")
-            upload = gr.File(file_types=FILE_TYPES, label="File of abstracts", elem_id="upload")
-            add = gr.Button("Add to the collection", variant="primary", elem_id="add-go")
-            report = gr.HTML(elem_id="ingest-report")
+        if uploads:
+            with gr.Tab("Add abstracts", id="add"):
+                gr.Markdown("JSONL or CSV with `title` and `abstract` fields, a BEIR `corpus.jsonl`, or text "
+                            f"pages like `seeds/`, up to {settings.max_upload_mb} MB. Papers already indexed are "
+                            "skipped; a bad file changes nothing.")
+                upload = gr.File(file_types=FILE_TYPES, label="File of abstracts", elem_id="upload")
+                add = gr.Button("Add to the collection", variant="primary", elem_id="add-go")
+                report = gr.HTML(elem_id="ingest-report")
         gr.Markdown(f"Answers are generated {concurrency} at a time (`rag ui --concurrency`); further questions "
                     "wait in a queue. With the extractive backend nothing leaves this machine.",
                     elem_classes="rag-note")
@@ -473,7 +529,9 @@ def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False) -> g
             clear(lambda: ([], render_sources([]), [], ""), None, chat_out, cancels=answering, queue=False)
         for trigger in (go.click, query.submit):
             trigger(app.search, [query, mode, k], hits)
-        add.click(app.add, upload, [report, upload, status, *examples], concurrency_limit=1, api_visibility="private")
+        if uploads:
+            add.click(app.add, upload, [report, upload, status, *examples], concurrency_limit=1,
+                      api_visibility="private")
         demo.load(app.status, None, [status, *examples])
     return demo
 
@@ -507,22 +565,34 @@ def check_listen(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror} ({hint})") from None
 
 
-def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2,
-           lock_llm: bool | None = None) -> None:
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2,
+          lock_llm: bool = False, uploads: bool = True) -> tuple[gr.Blocks, str]:
+    """Start the app in the background: (the Blocks, to close; its URL)."""
     check_listen(host, port)
-    if lock_llm is None:
-        lock_llm = not is_loopback(host)
-    demo = build(settings, concurrency, lock_llm)
+    demo = build(settings, concurrency, lock_llm, uploads)
     demo.queue(default_concurrency_limit=concurrency)
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: no downloads
                               font_mono=["ui-monospace", "monospace"])
+    # Gradio's upload route takes files from anyone who reaches the port: without uploads, none at all.
+    max_file_size = f"{settings.max_upload_mb}mb" if uploads else 0
     _, url, _ = demo.launch(server_name=host, server_port=port, share=False, quiet=True, show_error=False,
                             prevent_thread_lock=True, theme=theme, css=CSS, run_history=False,
-                            footer_links=["api", "settings"], max_file_size=f"{settings.max_file_mb}mb")
+                            footer_links=["api", "settings"], max_file_size=max_file_size)
+    return demo, url
+
+
+def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2,
+           lock_llm: bool | None = None, uploads: bool | None = None) -> None:
+    loopback = is_loopback(host)
+    lock_llm = not loopback if lock_llm is None else lock_llm
+    uploads = loopback if uploads is None else uploads
+    demo, url = serve(settings, host, port, concurrency, lock_llm, uploads)
     where = f"all interfaces, port {port}" if host in ("0.0.0.0", "::") else url
     print(f"rag ui: serving {settings.data_dir} at {where} (Ctrl-C to stop)", flush=True)
     if lock_llm:
         print(f"rag ui: answer backend locked to {settings.llm}"
               + (f" ({settings.llm_model})" if settings.llm != "extractive" and settings.llm_model else "")
               + "; visitors cannot change it (--no-lock-llm to allow)", flush=True)
+    if not uploads:
+        print("rag ui: uploads are off; visitors cannot add papers (--upload to allow)", flush=True)
     demo.block_thread()

@@ -65,9 +65,10 @@ def test_a_rebuild_killed_at_each_step_leaves_one_whole_index(tmp_path, point, l
 def test_an_ingest_killed_at_each_write_stays_searchable_and_a_rerun_finishes_it(tmp_path, point):
     settings = Settings(data_dir=tmp_path / "d")
     old = write_jsonl(tmp_path / "old.jsonl", [*synthetic_papers(3), OLD_NEEDLE])
-    # Two commits' worth, the needle in the second: "upserted" dies between its vectors and its commit.
+    # "upserted" dies between the vectors of its second commit and the commit: it needs two.
+    n = PAPERS_PER_COMMIT + 3 if point == "upserted" else 4
     new = write_jsonl(tmp_path / "new.jsonl", [{**p, "id": f"new-{i}"} for i, p in enumerate(
-        synthetic_papers(PAPERS_PER_COMMIT + 3, seed=7))] + [NEW_NEEDLE])
+        synthetic_papers(n, seed=7))] + [NEW_NEEDLE])
     ingest([old], settings)
     killed(point, settings, "ingest", str(new))
 
@@ -77,7 +78,7 @@ def test_an_ingest_killed_at_each_write_stays_searchable_and_a_rerun_finishes_it
     assert len(hits) == 5, "vectors the catalog never recorded do not take the place of real hits"
 
     report = ingest([new], settings)
-    assert report.papers_total == PAPERS_PER_COMMIT + 8
+    assert report.papers_total == n + 5
     assert set(first_hit(retriever, NEW_NEEDLE["title"]).values()) == {"new-needle"}, "BM25 caught up too"
     index = Index(settings)
     assert index.vectors.count() == index.catalog.counts()["chunks"]

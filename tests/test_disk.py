@@ -4,6 +4,7 @@ permitted the tests say so and skip."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -34,63 +35,73 @@ def one_clear_line(result, *words):
         assert word in result.stderr, result.stderr
 
 
-def papers(env) -> tuple[int, int]:
-    """(papers the catalog holds, chunks the vector store holds)."""
-    status = json.loads(run_rag("status", "--json", env=env).stdout)
-    return status["papers"], status["chunks"]
+def papers(settings) -> int:
+    from rag.store import status
+
+    return status(settings)["papers"]
+
+
+def top(settings, query: str, mode: str = "hybrid") -> str:
+    from rag.retrieval import Retriever
+
+    return Retriever(settings).search(query, k=1, mode=mode)[0].paper_id
 
 
 def test_a_full_disk_stops_an_ingest_in_one_line_and_costs_nothing(tmp_path, mounts):
+    from rag.ingestion import doctor, ingest
+    from rag.settings import Settings
+    from rag.store import Index
+
     disk = tmp_path / "disk"
     disk.mkdir()
     mount("-t", "tmpfs", "-o", "size=40m", "tmpfs", str(disk))
     mounts.append(disk)
-    env = {"RAG_DATA_DIR": str(disk / "data"), "RAG_MIN_FREE_MB": "5"}
-    first = write_jsonl(tmp_path / "first.jsonl", [*synthetic_papers(5), NEEDLE])
-    assert run_rag("ingest", str(first), env=env).returncode == 0
-    before = papers(env)
+    settings = Settings(data_dir=disk / "data", min_free_mb=5)
+    ingest([write_jsonl(tmp_path / "first.jsonl", [*synthetic_papers(5), NEEDLE])], settings)
 
-    # Something else fills the disk to 8 MB free; 300 more papers need about 15.
+    # Something else fills the disk to 8 MB free; 150 more papers (300 chunks) need about 12.
     filler = disk / "filler"
-    import shutil
-
     with open(filler, "wb") as f:
-        f.truncate(0)
         f.write(b"\0" * int(shutil.disk_usage(disk).free - 8e6))
     more = write_jsonl(tmp_path / "more.jsonl", [{**p, "id": f"more-{i}"}
-                                                 for i, p in enumerate(synthetic_papers(300, seed=3))])
-    result = run_rag("ingest", str(more), env=env)
+                                                 for i, p in enumerate(synthetic_papers(150, seed=3))])
+    result = run_rag("ingest", str(more), env={"RAG_DATA_DIR": str(settings.data_dir), "RAG_MIN_FREE_MB": "5"})
     one_clear_line(result, "disk holding", "is full", "MB free", "MB needed")
     assert result.returncode == 74
 
     # While the disk is still full: everything indexed before answers, nothing half-written.
-    found = run_rag("search", "protein folding diffusion", "-k", "1", "--json", env=env)
-    assert found.returncode == 0 and json.loads(found.stdout)["hits"][0]["paper_id"] == "needle"
-    assert papers(env) == before
-    doctor = run_rag("doctor", "--json", env=env)
-    assert doctor.returncode == 0 and json.loads(doctor.stdout)["problems"] == []
+    assert top(settings, "protein folding diffusion") == "needle"
+    assert papers(settings) == 6
+    index = Index(settings)
+    assert index.vectors.count() == index.catalog.counts()["chunks"], "no vectors without their paper"
+    index.close()
+    assert doctor(settings).problems == []
 
     filler.unlink()
-    assert run_rag("ingest", str(more), env=env).returncode == 0
-    assert papers(env)[0] == 306
+    assert ingest([more], settings).papers_total == 156
 
 
 def test_an_index_on_a_read_only_file_system_can_be_searched(tmp_path, mounts):
-    data = tmp_path / "d"
-    env = {"RAG_DATA_DIR": str(data)}
+    from rag.answer import Asker
+    from rag.errors import ConfigError
+    from rag.ingestion import ingest
+    from rag.settings import Settings
+
     source = write_jsonl(tmp_path / "p.jsonl", [*synthetic_papers(5), NEEDLE])
-    assert run_rag("ingest", str(source), env=env).returncode == 0
+    ingest([source], Settings(data_dir=tmp_path / "d"))
     shipped = tmp_path / "ro"
     shipped.mkdir()
-    mount("--bind", str(data), str(shipped))
+    mount("--bind", str(tmp_path / "d"), str(shipped))
     mounts.append(shipped)
     mount("-o", "remount,bind,ro", str(shipped))
 
-    env = {"RAG_DATA_DIR": str(shipped)}
-    for mode in ("hybrid", "dense", "bm25"):
-        found = run_rag("search", "protein folding diffusion", "-k", "1", "--mode", mode, "--json", env=env)
-        assert found.returncode == 0, found.stderr
-        assert json.loads(found.stdout)["hits"][0]["paper_id"] == "needle", mode
-    assert run_rag("ask", "How are protein structures predicted?", env=env).returncode == 0
-    assert papers(env)[0] == 6
-    one_clear_line(run_rag("ingest", str(source), env=env), "not writable")
+    found = run_rag("search", "protein folding diffusion", "-k", "1", "--json", env={"RAG_DATA_DIR": str(shipped)})
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["hits"][0]["paper_id"] == "needle"
+    settings = Settings(data_dir=shipped)
+    for mode in ("dense", "bm25"):
+        assert top(settings, "protein folding diffusion", mode) == "needle", mode
+    assert not Asker(settings).ask("How are protein structures predicted?").error
+    assert papers(settings) == 6
+    with pytest.raises(ConfigError, match="not writable"):
+        ingest([source], settings)

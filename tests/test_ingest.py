@@ -235,8 +235,8 @@ def test_search_during_an_ingest_waits_then_says_busy(tmp_path):
     data = tmp_path / "d"
     settings = Settings(data_dir=data)
     ingest([write_jsonl(tmp_path / "a.jsonl", synthetic_papers(2))], settings)
-    with locked(data, exclusive=True):  # what a running `rag ingest` holds
-        result = run_rag("search", "model", env={"RAG_DATA_DIR": str(data)}, timeout=60)
+    with locked(data, exclusive=True):  # what `rag ingest` holds for each write
+        result = run_rag("search", "model", env={"RAG_DATA_DIR": str(data), "RAG_LOCK_WAIT": "1"}, timeout=60)
     assert result.returncode == IndexBusy.exit_code
     assert "ingest is writing" in result.stderr and "Traceback" not in result.stderr
 

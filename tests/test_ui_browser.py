@@ -513,6 +513,8 @@ def test_an_upload_during_an_ingest_waits_its_turn_and_a_failed_re_upload_loses_
         raise IndexBusy("another ingest is writing")
 
     monkeypatch.setattr(rag.ingestion, "ingest", busy)
+    (tmp_path / "gradio" / "x").mkdir()  # Gradio's copy of the first upload is gone: upload it again
+    upload = write_jsonl(tmp_path / "gradio" / "x" / "mine.jsonl", synthetic_papers(3))
     shown = app.add(str(upload), progress=lambda *a, **k: None)[0]  # the same file again, and it fails
     assert "another ingest" in shown
     assert kept.is_file(), "the copy the catalog names from the first upload is still there"
@@ -533,3 +535,55 @@ def test_credentials_in_configured_urls_never_reach_the_page():
                                          "", 5)
     assert shown.openai_base_url == server.openai_base_url, "sent back as shown, it means the server's own URL"
     assert shown.ollama_host == server.ollama_host and shown.openai_api_key.get_secret_value() == "sk-server"
+
+
+def test_uploads_are_checked_before_parsing_reported_in_bounds_and_removed(tmp_path):
+    from rag.ui import MAX_UPLOAD_LINES, REJECTS_SHOWN, App
+
+    settings = Settings(data_dir=tmp_path / "data", max_upload_mb=1)
+    app = App(settings)
+    gradio_tmp = tmp_path / "gradio"
+
+    def upload(name: str, body: bytes) -> str:
+        path = gradio_tmp / name.split(".")[0] / name
+        path.parent.mkdir(parents=True)
+        path.write_bytes(body)
+        shown = app.add(str(path), progress=lambda *a, **k: None)[0]
+        assert not path.exists() and not path.parent.exists(), "Gradio's temp copy is removed"
+        return shown
+
+    refused = {
+        "big.jsonl": b'{"title": "T", "abstract": "' + b"a" * 1_500_000 + b'"}\n',
+        "many.jsonl": b"{}\n" * (MAX_UPLOAD_LINES + 1),
+    }
+    for name, body in refused.items():
+        shown = upload(name, body)
+        assert "rag-error" in shown and "nothing was changed" in shown, shown
+    assert "1.5 MB" in upload("big2.jsonl", refused["big.jsonl"])
+    assert not (settings.data_dir / "uploads").exists() or not list((settings.data_dir / "uploads").iterdir())
+
+    good = json.dumps({"title": "Sparse attention for long documents", "abstract": "Sparse attention cuts memory."})
+    shown = upload("mixed.jsonl", (good + "\n" + "not json\n" * 1000).encode())
+    assert "1 added" in shown and "1000 rejected" in shown
+    assert shown.count("<li>") == REJECTS_SHOWN + 1 and f"and {1000 - REJECTS_SHOWN:,} more" in shown
+    assert len(shown) < 10_000, "the page gets a summary, not the whole report"
+    saved = list((settings.data_dir / "uploads" / "reports").glob("*-mixed.json"))
+    assert len(saved) == 1 and len(json.loads(saved[0].read_text())["rejected"]) == 1000
+    assert saved[0].name in shown
+
+
+def test_no_upload_removes_the_tab_and_the_server_refuses_every_upload(tmp_path):
+    import httpx
+
+    from rag.ui import serve
+
+    for uploads, expected in ((False, 413), (True, 200)):
+        demo, url = serve(Settings(data_dir=tmp_path / "data"), port=free_port(), uploads=uploads)
+        try:
+            config = httpx.get(f"{url}config", timeout=10).json()
+            has_tab = any(c.get("props", {}).get("elem_id") == "upload" for c in config["components"])
+            assert has_tab is uploads
+            posted = httpx.post(f"{url}gradio_api/upload", files={"files": ("x.jsonl", b"{}\n" * 1000)}, timeout=10)
+            assert posted.status_code == expected, posted.text
+        finally:
+            demo.close()

@@ -114,12 +114,16 @@ def ingest(
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
     """Parse, chunk, embed and index papers. Idempotent: unchanged papers are not re-embedded."""
+    from rag.errors import IndexDamaged
     from rag.ingestion import ingest as run_ingest
     from rag.store import live_name
 
     settings = _settings(batch_size=batch_size, device=device, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
-    before = live_name(settings)
+    try:
+        before = live_name(settings)
+    except IndexDamaged:  # the pointer to the live index is unreadable: --rebuild replaces it
+        before = None
 
     def waiting() -> None:
         err.print(f"waiting for the ingest already running in {safe(str(settings.data_dir))} to finish…")

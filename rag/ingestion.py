@@ -79,18 +79,32 @@ def drop_generation(settings: Settings, name: str) -> None:
     """Delete one generation of a collection: its vectors, then its catalog and BM25."""
     from chromadb.errors import NotFoundError
 
-    with contextlib.suppress(NotFoundError):
-        VectorStore(settings, name).client().delete_collection(name)
+    store = VectorStore(settings, name)
+    try:
+        with contextlib.suppress(NotFoundError), store.errors():
+            store.client().delete_collection(name)
+    finally:
+        store.close()
     shutil.rmtree(settings.data_dir / name, ignore_errors=True)
 
 
-def drop_leftovers(settings: Settings) -> list[str]:
-    """Generations other than the live one: a rebuild killed before its switch left its staged one,
-    a rebuild killed after it left the old one. Returns the names dropped."""
-    live = live_name(settings)
+def generations(settings: Settings) -> set[str]:
+    """Every generation of the collection with a directory or Chroma collection, live or not."""
     names = {p.name for p in settings.data_dir.iterdir() if p.is_dir()} if settings.data_dir.is_dir() else set()
-    names |= {c.name for c in VectorStore(settings).client().list_collections()}
-    dead = sorted(n for n in names if n != live and generation_number(settings.collection, n) is not None)
+    store = VectorStore(settings)
+    try:
+        with store.errors():
+            names |= {c.name for c in store.client().list_collections()}
+    finally:
+        store.close()
+    return {n for n in names if generation_number(settings.collection, n) is not None}
+
+
+def drop_leftovers(settings: Settings, keep: str | None = None) -> list[str]:
+    """Generations other than `keep` (the live one): a rebuild killed before its switch left its
+    staged one, a rebuild killed after it left the old one. Returns the names dropped."""
+    keep = keep or live_name(settings)
+    dead = sorted(generations(settings) - {keep})
     for name in dead:
         drop_generation(settings, name)
     return dead
@@ -101,6 +115,7 @@ def set_aside(settings: Settings) -> Path:
     store = settings.data_dir / "chroma"
     aside = store.with_name(f"chroma.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     store.rename(aside)
+    # The engine that failed to open it stays cached under the same path: a new client would get it.
     from chromadb.api.shared_system_client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()
@@ -129,28 +144,43 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
         raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
 
     with writing(settings.data_dir, wait, on_wait), _full_disk_stops(settings):
-        with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
-            try:
-                drop_leftovers(settings)
-            except IndexDamaged as e:
-                if not rebuild or settings.chroma_url:
-                    raise
-                # Asked to re-index everything, over a store too damaged to open: start a new one.
-                report.notes.append(f"{e}: moved it to {set_aside(settings)}; other collections it held "
-                                    "must be ingested again")
         if rebuild:
-            # Built beside the live generation, which answers searches until one atomic switch.
-            # A rebuild killed before the switch leaves the old index; after it, the new one.
-            live = live_name(settings)
-            staged = generation_name(settings.collection, generation_number(settings.collection, live) + 1)
-            _index(loaded.papers, loaded.files, settings, staged, embedder, report, progress)
-            switch_live(settings, staged)
-            with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):  # no search still reads the old one
-                drop_generation(settings, live)
+            _rebuild(loaded, settings, embedder, report, progress)
         else:
+            with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
+                drop_leftovers(settings)
             _index(loaded.papers, loaded.files, settings, None, embedder, report, progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _rebuild(loaded, settings: Settings, embedder: Embedder, report: IngestReport, progress: Progress | None) -> None:
+    """Build the next generation beside the live one, which answers searches until one atomic
+    switch: a rebuild killed before it leaves the old index, after it the new one. Then the rest go."""
+    with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
+        try:
+            existing = generations(settings)
+        except IndexDamaged as e:
+            if settings.chroma_url:
+                raise
+            # Asked to re-index everything, over a store too damaged to open: start a new one.
+            report.notes.append(f"{e}: moved it to {set_aside(settings)}; other collections it held must be "
+                                "ingested again")
+            existing = generations(settings)
+        try:
+            live = live_name(settings)
+        except IndexDamaged:  # the pointer is unreadable: nothing is known to be live, the switch mends it
+            live = None
+        if live:  # what a killed rebuild left goes now, not after this one has doubled the disk used
+            for name in existing - {live}:
+                drop_generation(settings, name)
+            existing = {live}
+    staged = generation_name(settings.collection,
+                             1 + max((generation_number(settings.collection, n) for n in existing), default=0))
+    _index(loaded.papers, loaded.files, settings, staged, embedder, report, progress)
+    switch_live(settings, staged)
+    with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):  # no search still reads the old ones
+        drop_leftovers(settings, keep=staged)
 
 
 @contextlib.contextmanager

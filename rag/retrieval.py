@@ -84,9 +84,6 @@ class Retriever:
 
     def _open(self) -> None:
         self.index = Index.open_for_query(self.settings)
-        # A Chroma client cached by this process (an ingest it ran) holds the vectors as that
-        # ingest left them; writes by other processes since are read only by a new one.
-        self.index.vectors.forget()
         self.manifest = self.index.catalog.manifest()
         self._generation = self.index.catalog.generation()
 
@@ -94,12 +91,11 @@ class Retriever:
         """Another process ingested since we opened: reopen Chroma and BM25 (held under the lock)."""
         if self.index.replaced():  # a rebuild switched to a whole new generation
             self.index.close()
-            self.index.vectors.forget()
             self._open()  # the same model (open checks it), so the query encoder stays
             return
         generation = self.index.catalog.generation()
         if generation != self._generation:
-            self.index.vectors.forget()
+            self.index.vectors.close()  # reopened at its next use, with what the ingest wrote
             self.index.bm25.forget()
             self._generation = generation
 

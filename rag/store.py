@@ -510,6 +510,7 @@ class VectorStore:
     def __init__(self, settings: Settings, name: str | None = None):
         self.settings = settings
         self.name = name or settings.collection  # the Chroma collection: the index generation's name
+        self._client = None
         self._collection = None
 
     @property
@@ -553,6 +554,21 @@ class VectorStore:
         return _READ_ONLY_COPIES[self.path]
 
     def client(self):
+        """This store's Chroma client, opened on first use and kept until `close`."""
+        if self._client is None:
+            self._client = self._open_client()
+        return self._client
+
+    def close(self) -> None:
+        """Close the client. Chroma shares one engine among a process's clients of a folder and stops
+        it (freeing its memory) when the last is closed; only a new engine reads what other
+        processes wrote since, so a reader that wants their writes closes and reopens."""
+        self._collection = None
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _open_client(self):
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -574,14 +590,6 @@ class VectorStore:
             path = self._read_only_copy()
         with self.errors():
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-
-    def forget(self) -> None:
-        """Drop cached handles so the next use sees what another process wrote."""
-        self._collection = None
-        if not self.settings.chroma_url:
-            from chromadb.api.shared_system_client import SharedSystemClient
-
-            SharedSystemClient.clear_system_cache()
 
     def collection(self, create: bool):
         if self._collection is None:
@@ -676,6 +684,7 @@ class Index:
 
     def close(self) -> None:
         self.catalog.close()
+        self.vectors.close()
 
     def replaced(self) -> bool:
         """A rebuild has switched the collection to another generation since this was opened."""

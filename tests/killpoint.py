@@ -43,8 +43,10 @@ def _vectors_of_old_dropped(settings, name) -> None:
 
     from chromadb.errors import NotFoundError
 
+    vectors = store.VectorStore(settings, name)
     with suppress(NotFoundError):
-        store.VectorStore(settings, name).client().delete_collection(name)
+        vectors.client().delete_collection(name)
+    vectors.close()
     _die()
 
 

@@ -36,7 +36,10 @@ def first_hit(retriever: Retriever, query: str) -> dict[str, str]:
 def generations(settings: Settings) -> tuple[set[str], set[str]]:
     """(index directories, Chroma collections) under the data dir."""
     dirs = {p.name for p in settings.data_dir.iterdir() if (p / "catalog.sqlite").exists()}
-    return dirs, {c.name for c in VectorStore(settings).client().list_collections()}
+    store = VectorStore(settings)
+    names = {c.name for c in store.client().list_collections()}
+    store.close()
+    return dirs, names
 
 
 @pytest.mark.parametrize("point, live", [("staged", "old"), ("switched", "new"), ("old-half-dropped", "new")])

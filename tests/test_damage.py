@@ -92,3 +92,13 @@ def test_a_damaged_vector_store_is_one_line_and_a_rebuild_starts_a_new_one(index
     assert "moved it to" in rebuilt.stderr and list(index.glob("chroma.damaged-*"))
     found = run_rag("search", "protein folding", "-k", "1", "--json", env=env)
     assert found.returncode == 0 and '"paper_id": "needle"' in found.stdout
+
+
+def test_a_damaged_pointer_to_the_live_index_is_one_line_and_a_rebuild_mends_it(index):
+    env = {"RAG_DATA_DIR": str(index)}
+    (index / "papers.live").write_text("../../etc\n")
+    one_clear_line(run_rag("search", "protein folding", env=env), "papers.live", "--rebuild")
+    rebuilt = run_rag("ingest", "--rebuild", str(index.parent / "papers.jsonl"), env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    found = run_rag("search", "protein folding", "-k", "1", "--json", env=env)
+    assert found.returncode == 0 and '"paper_id": "needle"' in found.stdout

@@ -182,7 +182,10 @@ def test_open_retriever_sees_an_ingest_from_another_process(tmp_path):
 def _chroma_collections(settings) -> set[str]:
     from rag.store import VectorStore
 
-    return {c.name for c in VectorStore(settings).client().list_collections()}
+    store = VectorStore(settings)
+    names = {c.name for c in store.client().list_collections()}
+    store.close()
+    return names
 
 
 def test_rebuild_replaces_the_index_and_an_open_retriever_follows(tmp_path):

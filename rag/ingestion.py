@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 # Papers embedded and committed together: small enough that a killed run loses little,
 # large enough to keep the encoder's batches full.
 PAPERS_PER_COMMIT = 128
-# How long one write (a batch of vectors, the BM25 swap) waits for searches in flight to finish.
-WRITE_WAIT = 120.0
+# How long one write (a batch of vectors, the BM25 swap) waits for the searches in flight: searches
+# hold the lock for milliseconds and none starts while a write waits, so this is only a backstop.
+WRITE_WAIT = 600.0
 
 Progress = Callable[[int, int], None]  # (chunks embedded so far, total chunks to embed)
 

@@ -117,9 +117,8 @@ class Retriever:
             self._encoder = self.embedder.query_encoder(self.index.models_dir(self.manifest))
         return self._encoder.encode(query)
 
-    def _dense(self, query: str, n_papers: int) -> tuple[list[str], dict[str, float], dict[str, str]]:
+    def _dense(self, vector, n_papers: int) -> tuple[list[str], dict[str, float], dict[str, str]]:
         """Papers ranked by their best chunk: (paper ids, best cosine per paper, best chunk id)."""
-        vector = self.embed_query(query)
         # A paper has a few chunks: over-fetch so n_papers distinct papers survive the roll-up.
         chunks = self.index.vectors.search(vector, n_papers * 3)
         best: dict[str, float] = {}
@@ -140,10 +139,12 @@ class Retriever:
         best_chunk: dict[str, str] = {}
         bm25: dict[str, float] = {}
         bm25_ids: list[str] = []
+        # Embedded before the lock: it needs only the model, and an ingest's writes wait for the lock.
+        vector = self.embed_query(query) if mode in ("dense", "hybrid") else None
         with self._mutex, locked(self.settings.data_dir, exclusive=False, wait=self.settings.lock_wait):
             self._refresh_if_changed()
-            if mode in ("dense", "hybrid"):
-                dense_ids, dense, best_chunk = self._dense(query, depth)
+            if vector is not None:
+                dense_ids, dense, best_chunk = self._dense(vector, depth)
             if mode in ("bm25", "hybrid"):
                 found = self.index.bm25.search(query, depth)
                 bm25_ids = [pid for pid, _ in found]

@@ -238,7 +238,8 @@ class Catalog:
                 self.db.executescript(SCHEMA)
             self._inode = os.stat(path).st_ino
         except sqlite3.DatabaseError as e:
-            raise RagError(f"index catalog {path} is unreadable ({e}); move it away and re-ingest") from None
+            raise IndexDamaged(f"the index catalog {path} is unreadable ({e}); re-index with "
+                               "`rag ingest --rebuild PATH ...`") from None
 
     def close(self) -> None:
         self.db.close()

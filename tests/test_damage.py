@@ -94,10 +94,14 @@ def test_a_damaged_vector_store_is_one_line_and_a_rebuild_starts_a_new_one(index
     assert found.returncode == 0 and '"paper_id": "needle"' in found.stdout
 
 
-def test_a_damaged_pointer_to_the_live_index_is_one_line_and_a_rebuild_mends_it(index):
+@pytest.mark.parametrize("damage", ["papers.live", "catalog.sqlite"])
+def test_a_damaged_catalog_or_live_pointer_is_one_line_and_a_rebuild_mends_it(index, damage):
     env = {"RAG_DATA_DIR": str(index)}
-    (index / "papers.live").write_text("../../etc\n")
-    one_clear_line(run_rag("search", "protein folding", env=env), "papers.live", "--rebuild")
+    if damage == "papers.live":
+        (index / "papers.live").write_text("../../etc\n")
+    else:
+        (index / "papers" / "catalog.sqlite").write_bytes(b"not a database at all" * 100)
+    one_clear_line(run_rag("search", "protein folding", env=env), damage, "--rebuild")
     rebuilt = run_rag("ingest", "--rebuild", str(index.parent / "papers.jsonl"), env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr
     found = run_rag("search", "protein folding", "-k", "1", "--json", env=env)

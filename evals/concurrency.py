@@ -92,6 +92,33 @@ def at_once(app, env: dict, args) -> dict:
     return together
 
 
+def ingest_child(argv: list[str]) -> None:
+    """`rag ingest`, timing how long each of its writes waited for the lock (printed at exit): the
+    measure of whether searches hold writes back, apart from the CPU they take."""
+    import atexit
+    import contextlib
+
+    import rag.ingestion as ingestion
+
+    waits: list[float] = []
+    real = ingestion.locked
+
+    @contextlib.contextmanager
+    def timed(*args, **kwargs):
+        asked = time.perf_counter()
+        with real(*args, **kwargs):
+            waits.append(time.perf_counter() - asked)
+            yield
+
+    ingestion.locked = timed
+    atexit.register(lambda: print(json.dumps({"write_lock_waits": len(waits), "total_s": round(sum(waits), 3),
+                                              "max_s": round(max(waits, default=0), 3)}), file=sys.stderr))
+    sys.argv = ["rag", "ingest", *argv]
+    from rag.cli import main
+
+    main()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path,
@@ -134,7 +161,7 @@ def main() -> None:
 
     before = status(settings)["papers"]
     ingest_started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(corpus)], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, __file__, "--ingest-child", str(corpus)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while status(settings)["papers"] == before:  # its first commit: from now on it mostly embeds
         if proc.poll() is not None:
@@ -143,14 +170,35 @@ def main() -> None:
     print(f"ingest committed its first batch after {time.perf_counter() - ingest_started:.0f} s; load starts",
           flush=True)
 
+    # The ingest's commits during the load, sampled each second: a write starved by searches would
+    # show as a long gap (the CPU they take slows its embedding too, so gaps grow either way).
+    samples: list[tuple[float, int]] = []
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.wait(1.0):
+            samples.append((time.perf_counter(), status(settings)["papers"]))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    load_started = time.perf_counter()
     during: dict = {"chats": run_chats(app, args.chats), "searches": run_searches(env, args.searches),
                     "chats_and_searches_at_once": at_once(app, env, args)}
+    sampling.set()
+    sampler.join()
+    commits = [t for (t, n), (_, before_n) in zip(samples[1:], samples) if n != before_n]
+    during["load_seconds"] = round(time.perf_counter() - load_started, 1)
+    during["ingest_commits_during_load"] = len(commits)
+    during["longest_gap_between_commits_s"] = round(max(
+        (b - a for a, b in zip([load_started, *commits], [*commits, time.perf_counter()])), default=0), 1)
     results["during_ingest"] = during
     results["ingest_running_throughout"] = proc.poll() is None
     results["papers_when_load_ended"] = status(settings)["papers"]
     print("during the ingest:", json.dumps(during), flush=True)
     _, stderr = proc.communicate()
     results["ingest_exit"] = proc.returncode
+    lines = [line for line in stderr.splitlines() if line.startswith('{"write_lock_waits"')]
+    results["ingest_write_lock_waits"] = json.loads(lines[-1]) if lines else None
     results["ingest_seconds"] = round(time.perf_counter() - ingest_started, 1)
     results["papers_after"] = status(settings)["papers"]
     if proc.returncode:
@@ -161,4 +209,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--ingest-child"]:
+        ingest_child(sys.argv[2:])
+    else:
+        main()

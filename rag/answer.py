@@ -20,7 +20,7 @@ from rag.retrieval import Hit, Retriever, check_query
 from rag.settings import Redactor, Settings, redact
 from rag.text import script_of
 
-# Phrasings models use when the sources do not answer; our own wording is prompts/refusal.txt.
+# Phrasings models use when the sources do not answer; our own wording is rag/templates/refusal.txt.
 _REFUSAL_HINTS = re.compile(
     r"(does not cover|do not (cover|contain|mention|provide|answer|say)|does not (contain|mention|say|provide)|"
     r"not (mentioned|covered|found|answered|stated) in|no information|cannot (be )?answer|can't answer|"

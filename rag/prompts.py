@@ -1,4 +1,5 @@
-"""Prompt templates: plain files in prompts/, loaded by name, variables checked at load.
+"""Prompt templates: plain files in rag/templates/, shipped in the package (importlib.resources),
+loaded by name, variables checked at load.
 
 A user directory (RAG_PROMPTS_DIR) may override any of them; a template that lacks a variable
 the code fills, or names one it does not, is refused with the names listed.
@@ -8,11 +9,13 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from rag.errors import ConfigError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+# Inside the package, so that a wheel (`pip install .`, not only -e) carries them.
+PROMPTS_DIR = Path(str(resources.files("rag") / "templates"))
 
 # The variables each template is given. Every one must appear (a prompt that drops {sources}
 # would answer from nothing), and no other may.

@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     max_answer_tokens: int | None = Field(None, ge=1, description=(
         f"Most tokens an LLM answer may take (sent as max_tokens / num_predict, and enforced on the stream); "
         f"unset: {TOKENS_PER_SENTENCE} a sentence of max_sentences. See answer_token_cap."))
-    prompts_dir: Path | None = Field(None, description="Directory of prompt templates overriding prompts/.")
+    prompts_dir: Path | None = Field(None, description="Directory of prompt templates overriding rag/templates/.")
 
     def secrets(self) -> frozenset[str]:
         """Every credential these settings hold, in the forms they can take on the wire, for `redact`:

@@ -292,8 +292,8 @@ def run_seed_eval(settings: Settings, questions_path: Path, answers: bool = True
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
     """Ingest's line reader (BOM, bad UTF-8, a cut last line), but strict: for queries a bad line
     is an error, not a skipped record."""
-    from rag.parsed import Rejected
-    from rag.records import _json_rows
+    from rag.sources.parsed import Rejected
+    from rag.sources.records import _json_rows
 
     for item in _json_rows(path):
         if isinstance(item, Rejected):

@@ -325,7 +325,7 @@ def test_bad_files_are_rejected_with_a_reason(tmp_path: Path) -> None:
     write(tmp_path / "blob.txt", b"abc\x00def")
     write(tmp_path / "latin1.txt", "Title\n\ncaf\xe9".encode("latin-1"))
     write(tmp_path / "paper.pdf", b"%PDF-1.7")
-    write(tmp_path / "arr.json", '[{"title": "T", "abstract": "A."}]')
+    write(tmp_path / "arr.json", '[{"title": "T"}]')  # a JSON array is read (CSL-JSON); this one has no abstract
     write(tmp_path / "README.md", "# Notes\n\nSome prose here.\n\n- a list\n- more\n\nEnd.\n")
     write(tmp_path / ".hidden.jsonl", "garbage")
     write(tmp_path / ".git" / "x.jsonl", "garbage")
@@ -334,11 +334,12 @@ def test_bad_files_are_rejected_with_a_reason(tmp_path: Path) -> None:
     assert [(Path(r.source).name, r.location, r.reason) for r in result.rejected] == [
         ("README.md", "file", "unrecognised text layout (expected a Daily Papers page, one paper a line, "
                               "or abstracts separated by 'translated by')"),
-        ("arr.json", "file", "a JSON array: expected JSON lines, one object a line"),
+        ("arr.json", "file", "no abstract field (saw fields: title); expected one of abstract/text/summary/body"),
         ("blank.txt", "file", "empty file"), ("blank2.jsonl", "file", "empty file"),
         ("blob.txt", "file", "binary file"), ("empty.jsonl", "file", "empty file"),
         ("latin1.txt", "file", "not UTF-8 text (byte 0xe9 at offset 10)"),
-        ("paper.pdf", "file", "unsupported file type '.pdf' (expected .jsonl, .ndjson, .json, .csv, .tsv, .txt, .md)")]
+        ("paper.pdf", "file", "unsupported file type '.pdf' (expected .jsonl, .ndjson, .json, .csv, .tsv, .txt, .md, "
+                              ".bib, .bibtex, .ris)")]
 
 
 def test_oversize_page_is_rejected(tmp_path: Path) -> None:

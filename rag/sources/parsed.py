@@ -1,7 +1,8 @@
 """What the source parsers yield: a record (`_Rec`) or a `Rejected`, and the text keys both sides share.
 
-A module of its own so the parsers (`rag.pages`, `rag.records`) and the loader that dispatches to them and
-de-duplicates their records (`rag.sources`) can all import it without importing each other in a circle.
+A module of its own so the parsers (`rag.sources.pages`, `.records`, `.bibtex`, `.ris`) and the loader
+that dispatches to them and de-duplicates their records (`rag.sources`) can all import it without
+importing each other in a circle.
 `Rejected` is public through `rag.sources`; the rest is private to these modules.
 """
 from __future__ import annotations

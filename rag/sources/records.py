@@ -1,4 +1,5 @@
-"""JSON lines, CSV and TSV files (a BEIR corpus.jsonl among them) → records, streamed line by line.
+"""JSON lines, JSON documents (CSL-JSON, OpenAlex and Semantic Scholar responses), CSV and TSV files (a
+BEIR corpus.jsonl among them) → records; lines and rows are streamed.
 
 Fields are found by name (`abstract`/`text`/…, `title`/`name`, `_id`/`paper_id`/`id`); a line that cannot be
 decoded, parsed or read as a paper comes back as a `Rejected` with its line number.
@@ -11,9 +12,14 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rag.parsed import Rejected, _not_utf8, _Rec, clean
+from rag.sources.parsed import Rejected, _not_utf8, _Rec, clean
 
-_TITLE_KEYS, _ABSTRACT_KEYS = ("title", "name"), ("abstract", "text", "summary", "body")
+# `abstract_inverted_index`: OpenAlex stores an abstract as {word: [positions]}.
+_TITLE_KEYS = ("title", "name")
+_ABSTRACT_KEYS = ("abstract", "text", "summary", "body", "abstract_inverted_index")
+_ABSTRACT_NAMED = "/".join(_ABSTRACT_KEYS[:4])  # what a reject asks for: the names people write
+# Where API responses keep their records: OpenAlex `results`, Semantic Scholar search `data`.
+_CONTAINERS = ("results", "data", "items", "records", "papers")
 _ID_KEYS = ("_id", "paper_id", "id")
 
 
@@ -23,7 +29,7 @@ def _pick(keys: Iterable[str], aliases: tuple[str, ...]) -> str | None:
 
 
 def _no_schema(keys: Iterable[str], what: str = "field", saw: str = "fields") -> str:
-    return f"no abstract {what} (saw {saw}: {', '.join(keys) or 'none'}); expected one of {'/'.join(_ABSTRACT_KEYS)}"
+    return f"no abstract {what} (saw {saw}: {', '.join(keys) or 'none'}); expected one of {_ABSTRACT_NAMED}"
 
 
 def _text(value: object) -> str | None:
@@ -32,22 +38,49 @@ def _text(value: object) -> str | None:
     return "" if value is None else clean(value) if isinstance(value, str) else None
 
 
+def _inverted(index: object) -> str | None:
+    """OpenAlex's abstract_inverted_index back to text; None if it is not one."""
+    if index is None:
+        return ""
+    if not isinstance(index, dict):
+        return None
+    at = {pos: word for word, places in index.items() if isinstance(places, list) for pos in places}
+    return clean(" ".join(at[p] for p in sorted(at) if isinstance(p, int)))
+
+
+def _date(obj: dict[str, object]) -> str | None:
+    """ISO date (or year) from the fields exports use: date, published, publication_date (OpenAlex),
+    publicationDate and year (Semantic Scholar), issued.date-parts (CSL-JSON)."""
+    for key in ("date", "published", "publication_date", "publicationDate", "year", "publication_year"):
+        value = obj.get(key)
+        value = str(value) if type(value) is int else value
+        if isinstance(value, str) and re.match(r"\d{4}(-\d\d(-\d\d)?)?$", value[:10]):
+            return value[:10]
+    issued = obj.get("issued")
+    parts = issued.get("date-parts") if isinstance(issued, dict) else None
+    if isinstance(parts, list) and parts and isinstance(parts[0], list) and parts[0]:
+        ymd = [p for p in parts[0][:3] if type(p) is int or (isinstance(p, str) and p.isdigit())]
+        if ymd and len(str(ymd[0])) == 4:
+            return "-".join([str(ymd[0]), *(str(p).zfill(2) for p in ymd[1:])])
+    return None
+
+
 def _record(obj: dict[str, object], src: str, where: str) -> _Rec | Rejected:
     a_key, t_key, i_key = (_pick(obj, keys) for keys in (_ABSTRACT_KEYS, _TITLE_KEYS, _ID_KEYS))
     if a_key is None:
         return Rejected(src, where, _no_schema(obj))
-    abstract, title = _text(obj[a_key]), _text(obj[t_key]) if t_key else ""
+    abstract = _inverted(obj[a_key]) if a_key.lower() == "abstract_inverted_index" else _text(obj[a_key])
+    title = _text(obj[t_key]) if t_key else ""
     if abstract is None or title is None:
         return Rejected(src, where, f"field {a_key if abstract is None else t_key!r} is not text")
     if not abstract:
         return Rejected(src, where, f"empty {a_key!r}")
     own = obj[i_key] if i_key else None   # BEIR qrels cite `_id` verbatim: keep it exactly
     own_id = own if isinstance(own, str) else str(own) if type(own) is int else ""
-    date = next((obj[k] for k in ("date", "published") if isinstance(obj.get(k), str)), "")
-    date = date[:10] if re.match(r"\d{4}(-\d\d(-\d\d)?)?$", date[:10]) else None
-    people = obj.get("authors")
+    # authors: a list or a count; author: CSL-JSON; authorships: OpenAlex.
+    people = next((obj[k] for k in ("authors", "author", "authorships") if k in obj), None)
     authors = len(people) if isinstance(people, list) else people if type(people) is int else None
-    return _Rec(title, abstract, src, where, own_id=own_id or None, date=date, authors=authors)
+    return _Rec(title, abstract, src, where, own_id=own_id or None, date=_date(obj), authors=authors)
 
 
 def _records(src: str, rows: Iterable[tuple[str, object] | Rejected], *words: str) -> Iterator[_Rec | Rejected]:
@@ -90,6 +123,28 @@ def _json_rows(path: Path) -> Iterator[tuple[str, object] | Rejected]:
             except json.JSONDecodeError as e:
                 cut = "" if item[1].endswith("\n") else " (the file ends mid-record)"
                 yield Rejected(str(path), f"line {item[0]}", f"invalid JSON: {e.msg}{cut}")
+
+
+def _json_document(path: Path) -> Iterator[tuple[str, object] | Rejected]:
+    """One JSON document: an array of records (CSL-JSON), an API response holding them (OpenAlex
+    `results`, Semantic Scholar `data`), or a single record, pretty-printed or not."""
+    data = path.read_bytes()
+    try:
+        document = json.loads(data.decode("utf-8").removeprefix("\ufeff"))
+    except UnicodeDecodeError as e:
+        yield Rejected(str(path), "file", _not_utf8(data, e.start))
+        return
+    except json.JSONDecodeError as e:
+        yield Rejected(str(path), f"line {e.lineno}", f"invalid JSON: {e.msg}")
+        return
+    if isinstance(document, dict):
+        inner = next((k for k in _CONTAINERS if isinstance(document.get(k), list)), None)
+        document = document[inner] if inner and not _pick(document, _ABSTRACT_KEYS) else [document]
+    if not isinstance(document, list):
+        yield Rejected(str(path), "file", f"expected JSON records, got {type(document).__name__}")
+        return
+    for n, item in enumerate(document, 1):
+        yield f"record {n}", item
 
 
 def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[str, object] | Rejected]:

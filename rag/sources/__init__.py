@@ -3,22 +3,26 @@
 Nothing is silently dropped: every block or record that cannot be turned into a
 paper is returned as a `Rejected` with its file, location and reason.
 
-The parsers live beside this module: `rag.pages` (the seed text pages) and `rag.records` (JSON lines,
-CSV/TSV, BEIR). What they yield, `_Rec` and `Rejected`, is in `rag.parsed`, which imports none of them,
-so there is no import cycle; `Rejected` and `split_title` are re-exported here, the package's one
-entry point for sources.
+One parser a format, beside this module: `pages` (the seed text pages), `records` (JSON lines, JSON
+documents such as CSL-JSON and API responses, CSV/TSV, BEIR), `bibtex` (bibtexparser) and `ris` (rispy).
+The format is chosen by suffix and, where that leaves it open, by content (`_sniff`). What the parsers
+yield, `_Rec` and `Rejected`, is in `parsed`, which imports none of them, so there is no import cycle;
+`Rejected` and `split_title` are re-exported here, the package's one entry point for sources.
 """
 from __future__ import annotations
 
 import errno
+import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.pages import _parse_page, split_title
-from rag.parsed import Rejected, _digest, _norm, _not_utf8, _Rec
-from rag.records import _csv_rows, _json_rows, _records
+from rag.sources import bibtex, ris
+from rag.sources.pages import _parse_page, split_title
+from rag.sources.parsed import Rejected, _digest, _norm, _not_utf8, _Rec
+from rag.sources.records import _csv_rows, _json_document, _json_rows, _records
 
 __all__ = ["DEFAULT_MAX_BYTES", "LoadResult", "Paper", "Rejected", "content_id", "load", "split_title"]
 
@@ -43,8 +47,12 @@ class LoadResult:
 
 DEFAULT_MAX_BYTES = 200 * 2**20   # for text pages, which are read whole; JSONL and CSV stream
 _KINDS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "page",
-          ".md": "page", "": "page"}
+          ".md": "page", "": "page", ".bib": "bibtex", ".bibtex": "bibtex", ".ris": "ris"}
 FILE_TYPES = [suffix for suffix in _KINDS if suffix]  # what a file chooser offers
+# Formats read whole, as text, by one parser each: (source name, text) -> records and rejects.
+_TEXT_PARSERS = {"page": _parse_page, "bibtex": bibtex.parse, "ris": ris.parse}
+_BIBTEX_START = re.compile(rb"\s*(%[^\n]*\n\s*)*@\s*[A-Za-z]+\s*[{(]")
+_RIS_TAG = re.compile(rb"^TY  - ", re.MULTILINE)
 
 
 def content_id(abstract: str) -> str:
@@ -60,23 +68,24 @@ def _parse_file(path: Path, max_bytes: int) -> Iterator[_Rec | Rejected]:
     size = path.stat().st_size
     with path.open("rb") as fh:
         head = fh.read(8192)
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if kind == "page" and not path.suffix and first == b"{":
-        kind = "json"   # an extensionless export of JSON lines
+    body = head.removeprefix(b"\xef\xbb\xbf")
+    first = body.lstrip(b" \t\r\n")[:1]
+    kind = _sniff(kind, path, body, first)
+    whole = kind in _TEXT_PARSERS or kind == "document"
     reason = next((why for bad, why in [
         (not first and size <= len(head), "empty file"),
         (b"\0" in head, "binary file"),
         (kind is None, f"unsupported file type {path.suffix!r} (expected {', '.join(FILE_TYPES)})"),
-        (kind == "json" and first == b"[", "a JSON array: expected JSON lines, one object a line"),
         (path.name == "queries.jsonl" and path.with_name("corpus.jsonl").exists(),
          "BEIR queries, not abstracts (the corpus is corpus.jsonl)"),
-        (kind == "page" and size > max_bytes,
-         f"file too large ({size / 2**20:.1f} MB > limit {max_bytes / 2**20:.1f} MB)"),
+        (whole and size > max_bytes, f"file too large ({size / 2**20:.1f} MB > limit {max_bytes / 2**20:.1f} MB)"),
     ] if bad), None)
     if reason:
         yield Rejected(src, "file", reason)
     elif kind == "json":
         yield from _records(src, _json_rows(path))
+    elif kind == "document":
+        yield from _records(src, _json_document(path))
     elif kind in ("csv", "tsv"):
         yield from _records(src, _csv_rows(path, "\t" if kind == "tsv" else ","), "column", "columns")
     else:
@@ -86,7 +95,28 @@ def _parse_file(path: Path, max_bytes: int) -> Iterator[_Rec | Rejected]:
         except UnicodeDecodeError as e:
             yield Rejected(src, "file", _not_utf8(data, e.start))
             return
-        yield from _parse_page(src, text) if text.strip() else [Rejected(src, "file", "empty file")]
+        yield from _TEXT_PARSERS[kind](src, text) if text.strip() else [Rejected(src, "file", "empty file")]
+
+
+def _sniff(kind: str | None, path: Path, head: bytes, first: bytes) -> str | None:
+    """The format by content where the suffix leaves it open: a `.txt` export may be BibTeX or RIS,
+    and a `.json` file JSON lines, an array (CSL-JSON) or one pretty-printed object (an API response)."""
+    if kind == "page":
+        if _BIBTEX_START.match(head):
+            return "bibtex"
+        if _RIS_TAG.search(head):
+            return "ris"
+        if not path.suffix and first in (b"{", b"["):
+            kind = "json"   # an extensionless JSON export
+    if kind == "json":
+        if first == b"[":
+            return "document"
+        line = head.lstrip(b" \t\r\n").split(b"\n", 1)[0]
+        try:
+            json.loads(line)
+        except ValueError:  # the first line is not a whole object: one document over many lines
+            return "document" if first == b"{" else kind
+    return kind
 
 
 def _walk(roots: list[Path]) -> Iterator[Path]:

@@ -9,7 +9,7 @@ import datetime
 import re
 from collections import Counter
 
-from rag.parsed import Rejected, _digest, _Rec, clean
+from rag.sources.parsed import Rejected, _digest, _Rec, clean
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 _DATE = rf"(?P<mon>{'|'.join(_MONTHS)}) (?P<day>\d{{1,2}})(?:, (?P<year>\d{{4}}))?(?: \d+)?"   # then upvotes

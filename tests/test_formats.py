@@ -1,0 +1,61 @@
+"""Reference-manager and database exports → papers. Every fixture is a real export or recorded API
+response (tests/fixtures/sources/SOURCES.md says where from); none is rag's own output."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.sources import load
+
+FIXTURES = Path(__file__).parent / "fixtures" / "sources"
+
+
+# file, papers, rejected, a title the export holds (decoded), its date, its author count
+@pytest.mark.parametrize("name, papers, rejected, title, date, authors", [
+    # Zotero + Better BibTeX: {{Braced}} words and a LaTeX accent; two entries have no abstract.
+    ("bibtex_betterbibtex_export_551.bib", 2, 2,
+     "War's Enduring Effects on the Development of Egalitarian Motivations and In-Group Biases", "2014", 4),
+    ("bibtex_mendeley_export_bbt_fixture_3recs.bib", 3, 0, "Fiction and morality", "2020", 2),
+    ("bibtex_jabref_testjabref_3recs.bib", 3, 0, "256-Channel Neural Recording", "2009", None),
+    ("ris_zotero_asreview_pubmed_zotero_first3.ris", 3, 0, "The importance of cognitive flexibility", "2019", 4),
+    ("ris_endnote_asreview_pubmed_endnote_first3.ris", 3, 0, "Boswellia serrata", "2011", 3),
+    # A JSON array: Zotero's CSL-JSON; two items have no abstract.
+    ("csljson_obsidian_citation_plugin_library.json", 3, 2, "An overview of biomineralization processes", "2003", 1),
+    # One OpenAlex work, its abstract stored as an inverted index.
+    ("openalex_work_single_W2741809807.json", 1, 0, "The state of OA", "2018-02-13", 9),
+    # Semantic Scholar: a batch response (one id was not found: null) and a search response {"data": [...]}.
+    ("s2_graph_paper_batch_response_semanticscholar_py.json", 3, 1, "How Much Should We Trust Differences",
+     "2001-10-01", 3),
+    ("s2_graph_paper_search_response_first3.json", 3, 0, "Using DeepSpeed and Megatron", "2022-01-28", 20),
+])
+def test_real_exports_become_papers_with_their_dates_and_authors(name, papers, rejected, title, date, authors):
+    result = load([FIXTURES / name])
+    assert (len(result.papers), len(result.rejected)) == (papers, rejected), result.rejected
+    paper = next(p for p in result.papers if p.title.startswith(title))
+    assert (paper.date, paper.authors) == (date, authors)
+    assert len(paper.abstract) > 200 and "{" not in paper.title and "\\" not in paper.abstract
+    assert all(r.reason for r in result.rejected)
+
+
+def test_openalex_inverted_index_is_read_back_in_order():
+    paper = load([FIXTURES / "openalex_work_single_W2741809807.json"]).papers[0]
+    assert paper.abstract.startswith("Despite growing interest in Open Access (OA) to scholarly literature")
+
+
+def test_format_is_found_by_content_when_the_suffix_says_txt(tmp_path):
+    for name in ("bibtex_mendeley_export_bbt_fixture_3recs.bib", "ris_zotero_asreview_pubmed_zotero_first3.ris"):
+        renamed = tmp_path / (Path(name).stem + ".txt")
+        shutil.copyfile(FIXTURES / name, renamed)
+        assert len(load([renamed]).papers) == 3, name
+
+
+def test_a_pretty_printed_json_paper_is_one_paper_not_a_line_error_each(tmp_path):
+    import json
+
+    one = json.loads((FIXTURES / "s2_graph_paper_search_response_first3.json").read_text())["data"][0]
+    path = tmp_path / "paper.json"
+    path.write_text(json.dumps(one, indent=2))
+    result = load([path])
+    assert len(result.papers) == 1 and result.rejected == []

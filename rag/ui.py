@@ -509,10 +509,10 @@ def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False, uplo
             hits = gr.HTML(elem_id="hits")
         if uploads:
             with gr.Tab("Add abstracts", id="add"):
-                gr.Markdown("BibTeX, RIS or CSL-JSON from your reference manager, OpenAlex or Semantic Scholar "
-                            "JSON, JSONL or CSV with `title` and `abstract` fields, a BEIR `corpus.jsonl`, or text "
-                            f"pages like `seeds/`, up to {settings.max_upload_mb} MB. Papers already indexed are "
-                            "skipped; a bad file changes nothing.")
+                gr.Markdown("BibTeX, RIS or CSL-JSON from your reference manager; PubMed, OpenAlex or Semantic "
+                            "Scholar exports; JSONL or CSV with `title` and `abstract` fields; a BEIR "
+                            f"`corpus.jsonl`; or text pages like `seeds/`; up to {settings.max_upload_mb} MB. "
+                            "Papers already indexed are skipped; a bad file changes nothing.")
                 upload = gr.File(file_types=FILE_TYPES, label="File of abstracts", elem_id="upload")
                 add = gr.Button("Add to the collection", variant="primary", elem_id="add-go")
                 report = gr.HTML(elem_id="ingest-report")

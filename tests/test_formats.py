@@ -29,6 +29,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "sources"
     ("s2_graph_paper_batch_response_semanticscholar_py.json", 3, 1, "How Much Should We Trust Differences",
      "2001-10-01", 3),
     ("s2_graph_paper_search_response_first3.json", 3, 0, "Using DeepSpeed and Megatron", "2022-01-28", 20),
+    # PubMed MEDLINE (continuation lines, FAU authors, "DP - 2006 Mar 1") and efetch XML.
+    ("pubmed_medline_biopython_result2.nbib", 4, 0, "GenomeDiagram", "2006-03-01", 4),
+    ("pubmed_medline_biopython_result3.nbib", 1, 0, "Effects of different parameters", "2012-10", 4),
+    ("pubmed_efetch_biopython_pubmed2.xml", 2, 0, "Is cryopreservation a homogeneous process?", "2001-06", 8),
+    ("pubmed_efetch_biopython_pubmed5_structured.xml", 1, 0, "Occupational pesticide exposure", "2018-02", 12),
 ])
 def test_real_exports_become_papers_with_their_dates_and_authors(name, papers, rejected, title, date, authors):
     result = load([FIXTURES / name])
@@ -45,10 +50,19 @@ def test_openalex_inverted_index_is_read_back_in_order():
 
 
 def test_format_is_found_by_content_when_the_suffix_says_txt(tmp_path):
-    for name in ("bibtex_mendeley_export_bbt_fixture_3recs.bib", "ris_zotero_asreview_pubmed_zotero_first3.ris"):
+    for name, papers in (("bibtex_mendeley_export_bbt_fixture_3recs.bib", 3),
+                         ("ris_zotero_asreview_pubmed_zotero_first3.ris", 3),
+                         ("pubmed_medline_biopython_result2.nbib", 4)):  # PubMed's "Save as text"
         renamed = tmp_path / (Path(name).stem + ".txt")
         shutil.copyfile(FIXTURES / name, renamed)
-        assert len(load([renamed]).papers) == 3, name
+        assert len(load([renamed]).papers) == papers, name
+
+
+def test_a_structured_pubmed_abstract_keeps_its_sections_under_their_labels():
+    abstract = load([FIXTURES / "pubmed_efetch_biopython_pubmed5_structured.xml"]).papers[0].abstract
+    labels = [abstract.index(f"{label}: ") for label in ("OBJECTIVES", "METHODS", "RESULTS", "CONCLUSIONS")]
+    assert labels == sorted(labels) and labels[0] == 0
+    assert "ORQ3=4.15" in abstract, "inline markup (<sub>) keeps its text"
 
 
 def test_a_pretty_printed_json_paper_is_one_paper_not_a_line_error_each(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.sources import LoadResult, Paper, Rejected, content_id, load, split_title
+from rag.sources import FILE_TYPES, LoadResult, Paper, Rejected, content_id, load, split_title
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 S000, S001, S002, S003, S004 = (next(SEEDS.glob(f"{n:03d}_*.txt")) for n in range(5))
@@ -338,8 +338,7 @@ def test_bad_files_are_rejected_with_a_reason(tmp_path: Path) -> None:
         ("blank.txt", "file", "empty file"), ("blank2.jsonl", "file", "empty file"),
         ("blob.txt", "file", "binary file"), ("empty.jsonl", "file", "empty file"),
         ("latin1.txt", "file", "not UTF-8 text (byte 0xe9 at offset 10)"),
-        ("paper.pdf", "file", "unsupported file type '.pdf' (expected .jsonl, .ndjson, .json, .csv, .tsv, .txt, .md, "
-                              ".bib, .bibtex, .ris)")]
+        ("paper.pdf", "file", f"unsupported file type '.pdf' (expected {', '.join(FILE_TYPES)})")]
 
 
 def test_oversize_page_is_rejected(tmp_path: Path) -> None:

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.sources import bibtex, ris
+from rag.sources import bibtex, pubmed, ris
 from rag.sources.pages import _parse_page, split_title
 from rag.sources.parsed import Rejected, _digest, _norm, _not_utf8, _Rec
 from rag.sources.records import _csv_rows, _json_document, _json_rows, _records
 
-__all__ = ["DEFAULT_MAX_BYTES", "LoadResult", "Paper", "Rejected", "content_id", "load", "split_title"]
+__all__ = ["DEFAULT_MAX_BYTES", "FILE_TYPES", "LoadResult", "Paper", "Rejected", "content_id", "load", "split_title"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,15 @@ class LoadResult:
 
 DEFAULT_MAX_BYTES = 200 * 2**20   # for text pages, which are read whole; JSONL and CSV stream
 _KINDS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "page",
-          ".md": "page", "": "page", ".bib": "bibtex", ".bibtex": "bibtex", ".ris": "ris"}
+          ".md": "page", "": "page", ".bib": "bibtex", ".bibtex": "bibtex", ".ris": "ris", ".nbib": "medline",
+          ".xml": "pubmed-xml"}
 FILE_TYPES = [suffix for suffix in _KINDS if suffix]  # what a file chooser offers
 # Formats read whole, as text, by one parser each: (source name, text) -> records and rejects.
-_TEXT_PARSERS = {"page": _parse_page, "bibtex": bibtex.parse, "ris": ris.parse}
+_TEXT_PARSERS = {"page": _parse_page, "bibtex": bibtex.parse, "ris": ris.parse, "medline": pubmed.parse_medline,
+                 "pubmed-xml": pubmed.parse_xml}
 _BIBTEX_START = re.compile(rb"\s*(%[^\n]*\n\s*)*@\s*[A-Za-z]+\s*[{(]")
 _RIS_TAG = re.compile(rb"^TY  - ", re.MULTILINE)
+_MEDLINE_TAG = re.compile(rb"^PMID- ", re.MULTILINE)
 
 
 def content_id(abstract: str) -> str:
@@ -106,6 +109,8 @@ def _sniff(kind: str | None, path: Path, head: bytes, first: bytes) -> str | Non
             return "bibtex"
         if _RIS_TAG.search(head):
             return "ris"
+        if _MEDLINE_TAG.search(head):
+            return "medline"
         if not path.suffix and first in (b"{", b"["):
             kind = "json"   # an extensionless JSON export
     if kind == "json":

@@ -34,6 +34,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "sources"
     ("pubmed_medline_biopython_result3.nbib", 1, 0, "Effects of different parameters", "2012-10", 4),
     ("pubmed_efetch_biopython_pubmed2.xml", 2, 0, "Is cryopreservation a homogeneous process?", "2001-06", 8),
     ("pubmed_efetch_biopython_pubmed5_structured.xml", 1, 0, "Occupational pesticide exposure", "2018-02", 12),
+    # Web of Science "savedrecs.txt", plain text and tab-delimited: never again one junk paper
+    # titled "PT AU TI SO AB PY DI UT".
+    ("wos_plaintext_rispy_example_wos.txt", 2, 0, "Interactions stabilizing the structure", "2004-06-08", 4),
+    ("wos_tabdelimited_scientopy_first3.txt", 3, 0, "Development of a Wearable Cardiac Monitoring", "2016-04", 7),
 ])
 def test_real_exports_become_papers_with_their_dates_and_authors(name, papers, rejected, title, date, authors):
     result = load([FIXTURES / name])

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.sources import bibtex, pubmed, ris
+from rag.sources import bibtex, pubmed, ris, wos
 from rag.sources.pages import _parse_page, split_title
 from rag.sources.parsed import Rejected, _digest, _norm, _not_utf8, _Rec
 from rag.sources.records import _csv_rows, _json_document, _json_rows, _records
@@ -52,10 +52,12 @@ _KINDS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", "
 FILE_TYPES = [suffix for suffix in _KINDS if suffix]  # what a file chooser offers
 # Formats read whole, as text, by one parser each: (source name, text) -> records and rejects.
 _TEXT_PARSERS = {"page": _parse_page, "bibtex": bibtex.parse, "ris": ris.parse, "medline": pubmed.parse_medline,
-                 "pubmed-xml": pubmed.parse_xml}
+                 "pubmed-xml": pubmed.parse_xml, "wos": wos.parse_plain, "wos-tab": wos.parse_tab}
 _BIBTEX_START = re.compile(rb"\s*(%[^\n]*\n\s*)*@\s*[A-Za-z]+\s*[{(]")
 _RIS_TAG = re.compile(rb"^TY  - ", re.MULTILINE)
 _MEDLINE_TAG = re.compile(rb"^PMID- ", re.MULTILINE)
+_WOS_PLAIN = re.compile(rb"FN [^\n]*Web of Science")
+_WOS_TAB = re.compile(rb"PT\t[^\n]*\tAB\t")
 
 
 def content_id(abstract: str) -> str:
@@ -105,6 +107,10 @@ def _sniff(kind: str | None, path: Path, head: bytes, first: bytes) -> str | Non
     """The format by content where the suffix leaves it open: a `.txt` export may be BibTeX or RIS,
     and a `.json` file JSON lines, an array (CSL-JSON) or one pretty-printed object (an API response)."""
     if kind == "page":
+        if _WOS_PLAIN.match(head):
+            return "wos"
+        if _WOS_TAB.match(head):
+            return "wos-tab"
         if _BIBTEX_START.match(head):
             return "bibtex"
         if _RIS_TAG.search(head):

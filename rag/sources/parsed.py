@@ -48,3 +48,15 @@ class _Rec:
 
 def _not_utf8(data: bytes, start: int, base: int = 0) -> str:
     return f"not UTF-8 text (byte 0x{data[start]:02x} at offset {base + start})"
+
+
+_MONTHS = {m: f"{i:02d}" for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+
+
+def iso_date(year: str, month: str = "", day: str = "") -> str | None:
+    """'2006', 'Mar', '1' → '2006-03-01' (as far as given); None without a four-digit year."""
+    if not re.fullmatch(r"\d{4}", year or ""):
+        return None
+    month = _MONTHS.get(month[:3].lower(), month.zfill(2) if month.isdigit() else "")
+    return "-".join([year, *([month] if month else []), *([day.zfill(2)] if month and day.isdigit() else [])])

@@ -9,18 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from rag.sources.parsed import Rejected, _Rec, clean
+from rag.sources.parsed import Rejected, _Rec, clean, iso_date
 
-_MONTHS = {m: f"{i:02d}" for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 _TAG = re.compile(r"^([A-Z][A-Z0-9]{0,3}) *- ?(.*)$")
-
-
-def _iso(year: str, month: str = "", day: str = "") -> str | None:
-    if not re.fullmatch(r"\d{4}", year or ""):
-        return None
-    month = _MONTHS.get(month[:3].lower(), month.zfill(2) if month.isdigit() else "")
-    return "-".join([year, *([month] if month else []), *([day.zfill(2)] if month and day.isdigit() else [])])
 
 
 def _medline_records(text: str) -> Iterator[list[tuple[str, str]]]:
@@ -55,7 +46,7 @@ def parse_medline(src: str, text: str) -> Iterator[_Rec | Rejected]:
         dp = (tags.get("DP") or [""])[0].split()
         authors = tags.get("FAU") or tags.get("AU")
         yield _Rec(clean(" ".join(tags.get("TI", []))), abstract, src, where,
-                   authors=len(authors) if authors else None, date=_iso(*(dp + ["", ""])[:3]))
+                   authors=len(authors) if authors else None, date=iso_date(*(dp + ["", ""])[:3]))
     if not found:
         yield Rejected(src, "file", "no MEDLINE records (lines like 'PMID- …', 'TI  - …', 'AB  - …')")
 
@@ -88,7 +79,7 @@ def parse_xml(src: str, text: str) -> Iterator[_Rec | Rejected]:
         pub = article.find(".//Article/Journal/JournalIssue/PubDate")
         date = None
         if pub is not None:
-            date = _iso(pub.findtext("Year") or "", pub.findtext("Month") or "", pub.findtext("Day") or "")
-            date = date or _iso(*((pub.findtext("MedlineDate") or "").split() + ["", ""])[:3])
+            date = iso_date(pub.findtext("Year") or "", pub.findtext("Month") or "", pub.findtext("Day") or "")
+            date = date or iso_date(*((pub.findtext("MedlineDate") or "").split() + ["", ""])[:3])
         authors = article.findall(".//Article/AuthorList/Author")
         yield _Rec(title, abstract, src, where, authors=len(authors) or None, date=date)

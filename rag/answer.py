@@ -37,10 +37,12 @@ class Source:
     score: float
     relevance: float | None   # cosine similarity of the paper's best chunk to the query
     passage: str | None
+    meta: dict = field(default_factory=dict)  # authors (names), year, venue, doi, url, ids, keywords
 
     @classmethod
     def from_hit(cls, n: int, hit: Hit) -> Source:
-        return cls(n, hit.paper_id, hit.title, hit.abstract, hit.date, hit.score, hit.dense_score, hit.passage)
+        return cls(n, hit.paper_id, hit.title, hit.abstract, hit.date, hit.score, hit.dense_score, hit.passage,
+                   hit.meta)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from rag.decision import describe
 from rag.errors import ConfigError, RagError
+from rag.text import reference_label
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Ask questions of a collection of paper abstracts; every claim cites its paper.")
@@ -163,7 +164,7 @@ def _print_hits(query: str, hits, as_json: bool, mode: str) -> None:
         out.print("no matching papers")
     for h in hits:
         title = h.title or (h.abstract[:80] + "…")
-        meta = " · ".join(x for x in (h.date, h.paper_id) if x)
+        meta = " · ".join(x for x in (reference_label(h.meta, h.date), h.paper_id) if x)
         out.print(f"[bold]{h.rank:>2}.[/] {safe(title)}  [dim]({h.score:.4f} · {safe(meta)})[/]", highlight=False)
         snippet = (h.passage or h.abstract).split("\n", 1)[-1]
         out.print(f"    [dim]{safe(snippet[:200])}{'…' if len(snippet) > 200 else ''}[/]", highlight=False)
@@ -237,7 +238,7 @@ def _print_answer_tail(answer) -> None:
         out.print("\n[bold]Sources[/]" + (" (nearest papers; none answers the question)" if answer.refused else ""))
     for s in answer.sources:
         title = s.title or (s.abstract[:80] + "…")
-        meta = " · ".join(x for x in (s.date, s.paper_id) if x)
+        meta = " · ".join(x for x in (reference_label(s.meta, s.date), s.paper_id) if x)
         out.print(f"  \\[{s.n}] {safe(title)}  [dim]({safe(meta)})[/]", highlight=False)
 
 

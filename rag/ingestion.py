@@ -219,6 +219,8 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
 
         if todo:
             report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress, write)
+        if unchanged := [p for p in papers if p.meta and known.get(p.paper_id) == content_hash(p)]:
+            index.catalog.set_meta(unchanged)
         with write():
             _drop_orphans(index)
         embedder.prepare_queries(index.models_dir(index.catalog.manifest()))  # atomic on its own

@@ -6,7 +6,7 @@ chunk's cosine similarity, and the ranked list holds each paper once.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from rag.errors import QueryError
 from rag.settings import Mode, Settings
@@ -24,8 +24,9 @@ class Hit:
     bm25_score: float | None
     passage: str | None             # the best-matching chunk text
     date: str | None = None
-    authors: int | None = None
+    authors: int | None = None      # how many; the names, where known, are in meta
     source: str | None = None
+    meta: dict = field(default_factory=dict)  # authors (names), year, venue, doi, url, ids, keywords
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -179,5 +180,5 @@ class Retriever:
             hits.append(Hit(rank=rank, paper_id=pid, title=paper.title, abstract=paper.abstract,
                             score=round(scores[pid], 6), dense_score=dense.get(pid), bm25_score=bm25.get(pid),
                             passage=passages.get(best_chunk.get(pid, "")), date=paper.date, authors=paper.authors,
-                            source=paper.source))
+                            source=paper.source, meta=paper.meta))
         return hits

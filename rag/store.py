@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 SCHEMA = """
 create table if not exists papers (
     paper_id text primary key, title text not null, abstract text not null, source text not null,
-    authors integer, date text, chunks integer not null, content_hash text not null);
+    authors integer, date text, chunks integer not null, content_hash text not null, meta text);
 create table if not exists files (path text primary key, size integer, mtime_ns integer, papers integer);
 create table if not exists meta (key text primary key, value text not null);
 """
@@ -236,6 +236,8 @@ class Catalog:
                 # Threads of one process (the UI's workers) share it; Retriever serialises the use.
                 self.db = sqlite3.connect(path, check_same_thread=False)
                 self.db.executescript(SCHEMA)
+                if "meta" not in {row[1] for row in self.db.execute("pragma table_info(papers)")}:
+                    self.db.execute("alter table papers add column meta text")  # a catalog from before metadata
             self._inode = os.stat(path).st_ino
         except sqlite3.DatabaseError as e:
             raise IndexDamaged(f"the index catalog {path} is unreadable ({e}); re-index with "
@@ -287,9 +289,16 @@ class Catalog:
 
     def add(self, papers: list[Paper], chunk_counts: dict[str, int]) -> None:
         self.db.executemany(
-            "insert or replace into papers values (?,?,?,?,?,?,?,?)",
+            "insert or replace into papers (paper_id, title, abstract, source, authors, date, chunks, content_hash, "
+            "meta) values (?,?,?,?,?,?,?,?,?)",
             [(p.paper_id, p.title, p.abstract, p.source, p.authors, p.date, chunk_counts[p.paper_id],
-              content_hash(p)) for p in papers])
+              content_hash(p), json.dumps(p.meta, ensure_ascii=False) if p.meta else None) for p in papers])
+        self.db.commit()
+
+    def set_meta(self, papers: list[Paper]) -> None:
+        """Metadata of papers already indexed: a richer export of the same paper needs no embedding."""
+        self.db.executemany("update papers set meta = ? where paper_id = ?",
+                            [(json.dumps(p.meta, ensure_ascii=False), p.paper_id) for p in papers if p.meta])
         self.db.commit()
 
     def remove(self, paper_ids: list[str]) -> None:
@@ -310,9 +319,9 @@ class Catalog:
             part = ids[start:start + 500]
             marks = ",".join("?" * len(part))
             for row in self.db.execute(
-                    f"select paper_id, title, abstract, source, authors, date from papers "
+                    f"select paper_id, title, abstract, source, authors, date, meta from papers "
                     f"where paper_id in ({marks})", part):
-                out[row[0]] = Paper(*row)
+                out[row[0]] = Paper(*row[:6], meta=json.loads(row[6]) if row[6] else {})
         return out
 
     def all_papers(self) -> Iterator[tuple[str, str, str]]:

@@ -109,3 +109,17 @@ def title_questions(title: str) -> list[tuple[str, str]]:
     if len(keywords) >= 2:
         asks.append(("keywords", " ".join(keywords).lower()))
     return asks
+
+
+def _family(name: str) -> str:
+    """'Hu, Edward J.' and 'Edward J. Hu' → 'Hu'."""
+    return name.split(",", 1)[0].strip() if "," in name else name.split()[-1] if name.split() else name
+
+
+def reference_label(meta: dict, date: str | None = None) -> str:
+    """A paper as a reader cites it: "Hu et al. 2021 · Proc. ICLR · doi:10.x/y", from what is known."""
+    names = meta.get("authors") or []
+    who = (f"{_family(names[0])} et al." if len(names) > 2 else " and ".join(_family(n) for n in names))
+    year = str(meta.get("year") or (date or "")[:4])
+    head = " ".join(x for x in (who, year) if x)
+    return " · ".join(x for x in (head, meta.get("venue"), f"doi:{meta['doi']}" if meta.get("doi") else "") if x)

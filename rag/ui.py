@@ -32,7 +32,7 @@ from rag.llm.base import Message  # noqa: E402
 from rag.retrieval import Hit, Retriever  # noqa: E402
 from rag.settings import BACKENDS, MODES, Settings, display_url, redact  # noqa: E402
 from rag.sources import FILE_TYPES  # noqa: E402
-from rag.text import sentences, terms, title_questions  # noqa: E402
+from rag.text import reference_label, sentences, terms, title_questions  # noqa: E402
 
 EMPTY_HINT = ("Nothing is indexed yet. Add abstracts in the **Add abstracts** tab "
               "(JSONL/CSV with title and abstract, or text pages), or run `rag ingest` in a terminal.")
@@ -159,6 +159,19 @@ def _card(anchor: str, label: str, title: str, meta: str, snippet: str, abstract
             f'<details><summary>Full abstract</summary><p>{abstract}</p></details></div>')
 
 
+def reference_html(meta: dict, date: str | None) -> str:
+    """The reference label, escaped, linked to the paper's DOI (or else its URL): the only links on
+    the page that come from the data, and only ones rag builds (https://doi.org/…, or an http(s) URL)."""
+    from urllib.parse import quote
+
+    label = _esc(reference_label(meta, date))
+    href = f"https://doi.org/{quote(meta['doi'], safe='/:;()._-')}" if meta.get("doi") else meta.get("url")
+    if not label or not href:
+        return label
+    return (f'<a class="src-link" href="{html.escape(href, quote=True)}" target="_blank" '
+            f'rel="noopener noreferrer nofollow">{label}</a>')
+
+
 def _plain_snippet(passage: str | None, abstract: str, limit: int = 320) -> str:
     text = (passage or abstract).split("\n", 1)[-1].strip() if passage else abstract
     return _esc(text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …")
@@ -170,7 +183,7 @@ def render_source(source: Source, claims: list[str]) -> str:
     marked = supporting_sentences(parts, claims)
     abstract = " ".join(f"<mark>{_esc(s)}</mark>" if i in marked else _esc(s) for i, s in enumerate(parts))
     snippet = " … ".join(f"<mark>{_esc(parts[i])}</mark>" for i in sorted(marked))
-    meta = " · ".join(x for x in (source.date, f"score {source.score:.3f}",
+    meta = " · ".join(x for x in (reference_html(source.meta, source.date), f"score {source.score:.3f}",
                                   f"similarity {source.relevance:.2f}" if source.relevance is not None else "") if x)
     return _card(f"src-{source.n}", f"[{source.n}]", _esc(source.title), meta,
                  snippet or _plain_snippet(source.passage, source.abstract), abstract)
@@ -191,7 +204,7 @@ def render_hits(hits: list[Hit], mode: str) -> str:
     if not hits:
         return '<p class="rag-note">No matching papers.</p>'
     cards = [_card(f"hit-{h.rank}", f"{h.rank}.", _esc(h.title),
-                   " · ".join(x for x in (h.date, f"score {h.score:.4f}", mode) if x),
+                   " · ".join(x for x in (reference_html(h.meta, h.date), f"score {h.score:.4f}", mode) if x),
                    _plain_snippet(h.passage, h.abstract), _esc(h.abstract)) for h in hits]
     return f'<div class="hits">{"".join(cards)}</div>'
 

@@ -102,7 +102,10 @@ def test_a_damaged_catalog_or_live_pointer_is_one_line_and_a_rebuild_mends_it(in
     else:
         (index / "papers" / "catalog.sqlite").write_bytes(b"not a database at all" * 100)
     one_clear_line(run_rag("search", "protein folding", env=env), damage, "--rebuild")
-    rebuilt = run_rag("ingest", "--rebuild", str(index.parent / "papers.jsonl"), env=env)
-    assert rebuilt.returncode == 0, rebuilt.stderr
-    found = run_rag("search", "protein folding", "-k", "1", "--json", env=env)
-    assert found.returncode == 0 and '"paper_id": "needle"' in found.stdout
+    from rag.ingestion import ingest
+    from rag.retrieval import Retriever
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=index)
+    ingest([index.parent / "papers.jsonl"], settings, rebuild=True)
+    assert Retriever(settings).search("protein folding", k=1)[0].paper_id == "needle"

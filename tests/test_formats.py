@@ -77,3 +77,51 @@ def test_a_pretty_printed_json_paper_is_one_paper_not_a_line_error_each(tmp_path
     path.write_text(json.dumps(one, indent=2))
     result = load([path])
     assert len(result.papers) == 1 and result.rejected == []
+
+
+@pytest.mark.parametrize("name, names, year, ident", [
+    ("bibtex_betterbibtex_export_551.bib", "Chytilová, Julie", 2014, ("doi", "10.1177/0956797613493444")),
+    ("ris_zotero_asreview_pubmed_zotero_first3.ris", "Rudnik, Agata", 2019, ("doi", "10.5114/pg.2018.81081")),
+    ("csljson_obsidian_citation_plugin_library.json", "S. Weiner", 2003, ("doi", "10.2113/0540001")),
+    ("openalex_work_single_W2741809807.json", "Heather Piwowar", 2018, ("ids", {"openalex": "W2741809807"})),
+    ("pubmed_medline_biopython_result2.nbib", "Casbon, James A", 2006, ("ids", {"pmid": "16403221"})),
+    ("s2_graph_paper_search_response_first3.json", None, 2022, ("ids", None)),
+    ("wos_tabdelimited_scientopy_first3.txt", None, 2023, ("ids", None)),
+])
+def test_metadata_comes_through_from_every_format(name, names, year, ident):
+    papers = load([FIXTURES / name]).papers
+    meta = papers[0].meta
+    assert meta["year"] == year and meta["authors"], meta
+    if names:
+        assert names in [n for p in papers for n in p.meta.get("authors", [])]
+    key, value = ident
+    if value is None:
+        assert meta.get("doi") or meta.get("ids"), meta
+    elif key == "ids":
+        assert value.items() <= meta["ids"].items()
+    else:
+        assert any(p.meta.get(key) == value for p in papers)
+
+
+def test_search_json_and_text_show_names_year_and_identifier(tmp_path):
+    from conftest import run_rag, write_jsonl
+
+    from rag.ingestion import ingest
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "d")
+    bib = FIXTURES / "bibtex_betterbibtex_export_551.bib"
+    war = next(p for p in load([bib]).papers if p.title.startswith("War's"))
+    # First without metadata (a JSONL of title + abstract), then the BibTeX: same paper, no re-embedding.
+    ingest([write_jsonl(tmp_path / "plain.jsonl", [{"title": war.title, "abstract": war.abstract}])], settings)
+    report = ingest([bib], settings)
+    assert report.unchanged == 1 and report.added == 1
+    env = {"RAG_DATA_DIR": str(settings.data_dir)}
+    found = run_rag("search", "war egalitarian motivations in-group children", "-k", "1", "--json", env=env)
+    import json
+
+    hit = json.loads(found.stdout)["hits"][0]
+    assert hit["meta"]["authors"][:2] == ["Bauer, Michal", "Cassar, Alessandra"]
+    assert (hit["meta"]["year"], hit["meta"]["doi"]) == (2014, "10.1177/0956797613493444")
+    text = run_rag("search", "war egalitarian motivations in-group children", "-k", "1", env=env).stdout
+    assert "Bauer et al. 2014 · Psychological Science · doi:10.1177/0956797613493444" in text

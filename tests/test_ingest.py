@@ -131,7 +131,7 @@ def _papers(data_dir) -> int:
 def test_searches_go_on_during_an_ingest_and_one_killed_halfway_is_completed_by_a_rerun(tmp_path):
     from rag import ingestion as ingest_module
 
-    n = ingest_module.PAPERS_PER_COMMIT * 2 + 10
+    n = ingest_module.PAPERS_PER_COMMIT + 10
     source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(n))
     data = tmp_path / "d"
     # The embedder stalls on its second batch, after the first commit: the kill lands there.

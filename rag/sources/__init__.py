@@ -35,6 +35,9 @@ class Paper:
     source: str            # file the paper was first read from
     authors: int | None = None
     date: str | None = None    # ISO YYYY-MM-DD where the page gives one
+    # Bibliographic metadata, where the format has it (rag.sources.parsed.meta): authors (names),
+    # year, venue, doi, url, ids, keywords. Not part of the content hash: it can change without re-embedding.
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
@@ -164,6 +167,11 @@ def _merge(old: _Rec, new: _Rec) -> None:
         old.abstract = max(old.abstract, new.abstract, key=len)
     old.authors = old.authors if old.authors is not None else new.authors
     old.date, old.own_id = old.date or new.date, old.own_id or new.own_id
+    for key, value in new.meta.items():  # the richer record fills what the first lacked
+        if key == "ids":
+            old.meta["ids"] = {**value, **old.meta.get("ids", {})}
+        else:
+            old.meta.setdefault(key, value)
 
 
 @dataclass
@@ -217,7 +225,7 @@ def load(paths: list[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> LoadResult:
             result.rejected.append(Rejected(str(path), "file", f"cannot read: {e.strerror or e}"))
         if yielded:
             result.files.append(str(path))
-    result.papers = [Paper(r.own_id or content_id(r.abstract), r.title, r.abstract, r.source, r.authors, r.date)
-                     for r in store.recs]
+    result.papers = [Paper(r.own_id or content_id(r.abstract), r.title, r.abstract, r.source, r.authors, r.date,
+                           r.meta) for r in store.recs]
     result.duplicates = store.duplicates
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from rag.sources.parsed import Rejected, _Rec, clean
+from rag.sources.parsed import Rejected, _Rec, clean, meta
 
 
 def parse(src: str, text: str) -> Iterator[_Rec | Rejected]:
@@ -31,7 +31,12 @@ def parse(src: str, text: str) -> Iterator[_Rec | Rejected]:
             yield Rejected(src, where, "no abstract")
             continue
         people = fields["author"].value if "author" in fields else None
+        people = people if isinstance(people, list) else None
         date = value("date") or value("year") or ""
-        yield _Rec(value("title", ""), abstract, src, where,
-                   authors=len(people) if isinstance(people, list) else None,
-                   date=date[:10] if re.match(r"\d{4}(-\d\d(-\d\d)?)?$", date[:10]) else None)
+        keywords = re.split(r"\s*[;,]\s*", value("keywords") or "")
+        ids = {"arxiv": value("eprint") if (value("archiveprefix") or "").lower() == "arxiv" else None,
+               "pmid": value("pmid"), "isbn": value("isbn")}
+        yield _Rec(value("title", ""), abstract, src, where, authors=len(people) if people else None,
+                   date=date[:10] if re.match(r"\d{4}(-\d\d(-\d\d)?)?$", date[:10]) else None,
+                   meta=meta(people, date[:4], value("journal") or value("journaltitle") or value("booktitle"),
+                             value("doi"), value("url"), ids, keywords))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,31 @@ class _Rec:
     date: str | None = None
     own_id: str | None = None
     splits: dict[bytes, str] | None = None   # 000 layout: abstract digest -> title, for every plausible seam
+    meta: dict = field(default_factory=dict)  # what `meta()` keeps: names, year, venue, doi, url, ids, keywords
+
+
+def meta(authors: list[str] | None = None, year: object = None, venue: object = None, doi: object = None,
+         url: object = None, ids: dict[str, object] | None = None, keywords: list[str] | None = None) -> dict:
+    """A paper's bibliographic metadata, the same keys from every format, empty values left out:
+    authors (names), year (int), venue, doi (bare and lower-case: 10.x/y), url, ids (arxiv, pmid,
+    openalex, s2, …) and keywords."""
+    out: dict = {}
+    names = [clean(str(a)) for a in authors or [] if a and clean(str(a))]
+    if names:
+        out["authors"] = names
+    if year is not None and re.fullmatch(r"\d{4}", str(year).strip()[:4]):
+        out["year"] = int(str(year).strip()[:4])
+    if venue and clean(str(venue)):
+        out["venue"] = clean(str(venue))
+    if doi and (bare := re.sub(r"^(https?://(dx\.)?doi\.org/|doi:)", "", clean(str(doi)), flags=re.I)):
+        out["doi"] = bare.lower()
+    if url and str(url).startswith(("http://", "https://")):
+        out["url"] = clean(str(url))
+    if ids := {k: clean(str(v)) for k, v in (ids or {}).items() if v not in (None, "")}:
+        out["ids"] = ids
+    if words := [clean(str(k)) for k in keywords or [] if k and clean(str(k))]:
+        out["keywords"] = words
+    return out
 
 
 def _not_utf8(data: bytes, start: int, base: int = 0) -> str:

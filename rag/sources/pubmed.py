@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from rag.sources.parsed import Rejected, _Rec, clean, iso_date
+from rag.sources.parsed import Rejected, _Rec, clean, iso_date, meta
 
 _TAG = re.compile(r"^([A-Z][A-Z0-9]{0,3}) *- ?(.*)$")
 
@@ -45,8 +45,12 @@ def parse_medline(src: str, text: str) -> Iterator[_Rec | Rejected]:
             continue
         dp = (tags.get("DP") or [""])[0].split()
         authors = tags.get("FAU") or tags.get("AU")
+        date = iso_date(*(dp + ["", ""])[:3])
+        doi = next((v.split()[0] for v in tags.get("LID", []) + tags.get("AID", []) if v.endswith("[doi]")), None)
         yield _Rec(clean(" ".join(tags.get("TI", []))), abstract, src, where,
-                   authors=len(authors) if authors else None, date=iso_date(*(dp + ["", ""])[:3]))
+                   authors=len(authors) if authors else None, date=date,
+                   meta=meta(authors, date and date[:4], (tags.get("JT") or tags.get("TA") or [None])[0], doi,
+                             None, {"pmid": (tags.get("PMID") or [None])[0]}, tags.get("OT") or tags.get("MH")))
     if not found:
         yield Rejected(src, "file", "no MEDLINE records (lines like 'PMID- …', 'TI  - …', 'AB  - …')")
 
@@ -82,4 +86,11 @@ def parse_xml(src: str, text: str) -> Iterator[_Rec | Rejected]:
             date = iso_date(pub.findtext("Year") or "", pub.findtext("Month") or "", pub.findtext("Day") or "")
             date = date or iso_date(*((pub.findtext("MedlineDate") or "").split() + ["", ""])[:3])
         authors = article.findall(".//Article/AuthorList/Author")
-        yield _Rec(title, abstract, src, where, authors=len(authors) or None, date=date)
+        names = [" ".join(x for x in (a.findtext("ForeName"), a.findtext("LastName")) if x)
+                 or a.findtext("CollectiveName") for a in authors]
+        dois = [e.text for e in article.findall(".//ArticleIdList/ArticleId") if e.get("IdType") == "doi"]
+        dois += [e.text for e in article.findall(".//Article/ELocationID") if e.get("EIdType") == "doi"]
+        doi = next(iter(dois), None)
+        yield _Rec(title, abstract, src, where, authors=len(authors) or None, date=date,
+                   meta=meta(names, date and date[:4], article.findtext(".//Article/Journal/Title"), doi, None,
+                             {"pmid": pmid}, [k.text for k in article.findall(".//KeywordList/Keyword") if k.text]))

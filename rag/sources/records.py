@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rag.sources.parsed import Rejected, _not_utf8, _Rec, clean
+from rag.sources.parsed import Rejected, _not_utf8, _Rec, clean, meta
 
 # `abstract_inverted_index`: OpenAlex stores an abstract as {word: [positions]}.
 _TITLE_KEYS = ("title", "name")
@@ -77,10 +77,53 @@ def _record(obj: dict[str, object], src: str, where: str) -> _Rec | Rejected:
         return Rejected(src, where, f"empty {a_key!r}")
     own = obj[i_key] if i_key else None   # BEIR qrels cite `_id` verbatim: keep it exactly
     own_id = own if isinstance(own, str) else str(own) if type(own) is int else ""
-    # authors: a list or a count; author: CSL-JSON; authorships: OpenAlex.
-    people = next((obj[k] for k in ("authors", "author", "authorships") if k in obj), None)
-    authors = len(people) if isinstance(people, list) else people if type(people) is int else None
-    return _Rec(title, abstract, src, where, own_id=own_id or None, date=_date(obj), authors=authors)
+    date = _date(obj)
+    names = _names(_get(obj, "authors", "author", "authorships"))
+    people = _get(obj, "authors", "author", "authorships")
+    authors = len(names) if names else people if type(people) is int else None
+    return _Rec(title, abstract, src, where, own_id=own_id or None, date=date, authors=authors,
+                meta=_meta(obj, names, date))
+
+
+def _get(obj: dict[str, object], *aliases: str) -> object:
+    key = _pick(obj, tuple(a.lower() for a in aliases))
+    return obj[key] if key else None
+
+
+def _names(people: object) -> list[str]:
+    """Author names from a list of strings, of CSL-JSON {family, given}, Semantic Scholar {name} or
+    OpenAlex {author: {display_name}} objects, or one string ("A; B" from CSV, "A, B and C" from arXiv)."""
+    if isinstance(people, str):
+        parts = people.split(";") if ";" in people else re.split(r",\s*|\s+and\s+", people)
+        return [clean(p) for p in parts if clean(p)]
+    names = []
+    for person in people if isinstance(people, list) else []:
+        if isinstance(person, dict):
+            person = person.get("author", person) if isinstance(person.get("author"), dict) else person
+            person = (person.get("name") or person.get("display_name") or person.get("literal")
+                      or " ".join(str(person[k]) for k in ("given", "family") if person.get(k)))
+        if isinstance(person, str) and clean(person):
+            names.append(clean(person))
+    return names
+
+
+def _meta(obj: dict[str, object], names: list[str], date: str | None) -> dict:
+    """Venue, DOI, URL, ids and keywords under the names CSL-JSON, OpenAlex, Semantic Scholar, the
+    arXiv snapshot and Zotero's or Scopus's CSV give them."""
+    external = _get(obj, "externalIds") if isinstance(_get(obj, "externalIds"), dict) else {}
+    where = _get(obj, "primary_location") if isinstance(_get(obj, "primary_location"), dict) else {}
+    source = where.get("source") if isinstance(where.get("source"), dict) else {}
+    venue = (_get(obj, "container-title", "venue", "journal", "publicationTitle", "publication title",
+                  "source title", "journal-ref") or source.get("display_name"))
+    openalex = str(_get(obj, "id") or "")
+    ids = {"s2": _get(obj, "paperId"), "arxiv": external.get("ArXiv"), "pmid": external.get("PubMed"),
+           "openalex": openalex.rsplit("/", 1)[-1] if "openalex.org/" in openalex else None}
+    keywords = _get(obj, "keywords", "keyword", "manual tags", "author keywords")
+    if isinstance(keywords, str):
+        keywords = re.split(r"\s*[;,]\s*", keywords)
+    return meta(names, date and date[:4], venue if isinstance(venue, str) else None,
+                _get(obj, "doi") or external.get("DOI"), _get(obj, "url") or where.get("landing_page_url"),
+                ids, keywords if isinstance(keywords, list) else None)
 
 
 def _records(src: str, rows: Iterable[tuple[str, object] | Rejected], *words: str) -> Iterator[_Rec | Rejected]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from rag.sources.parsed import Rejected, _Rec, clean
+from rag.sources.parsed import Rejected, _Rec, clean, meta
 
 
 def parse(src: str, text: str) -> Iterator[_Rec | Rejected]:
@@ -35,5 +35,9 @@ def parse(src: str, text: str) -> Iterator[_Rec | Rejected]:
             if parts and len(parts[0]) == 4:
                 date = "-".join([parts[0], *(p.zfill(2) for p in parts[1:3])])
                 break
+        urls = entry.get("urls") or ([entry["url"]] if entry.get("url") else [])
         yield _Rec(title, abstract, src, where, authors=len(people) if isinstance(people, list) else None,
-                   date=date)
+                   date=date, meta=meta(people if isinstance(people, list) else None, date and date[:4],
+                                        entry.get("journal_name") or entry.get("secondary_title"),
+                                        entry.get("doi"), urls[0] if urls else None,
+                                        {"accession": entry.get("accession_number")}, entry.get("keywords")))

@@ -9,7 +9,7 @@ import csv
 import io
 from collections.abc import Iterator
 
-from rag.sources.parsed import Rejected, _Rec, clean, iso_date
+from rag.sources.parsed import Rejected, _Rec, clean, iso_date, meta
 
 
 def _date(year: str, month_day: str = "") -> str | None:
@@ -32,9 +32,13 @@ def parse_plain(src: str, text: str) -> Iterator[_Rec | Rejected]:
         if not abstract:
             yield Rejected(src, where, "no abstract")
             continue
-        people = entry.get("authors")
-        yield _Rec(title, abstract, src, where, authors=len(people) if isinstance(people, list) else None,
-                   date=_date(str(entry.get("publication_year") or ""), str(entry.get("publication_date") or "")))
+        people = entry.get("author_full_name") or entry.get("authors")
+        people = people if isinstance(people, list) else None
+        date = _date(str(entry.get("publication_year") or ""), str(entry.get("publication_date") or ""))
+        yield _Rec(title, abstract, src, where, authors=len(people) if people else None, date=date,
+                   meta=meta(people, date and date[:4], entry.get("publication_name"), entry.get("doi"), None,
+                             {"wos": entry.get("accession_number"), "pmid": entry.get("pubmed_id")},
+                             entry.get("keywords") or entry.get("keywords_plus")))
 
 
 def parse_tab(src: str, text: str) -> Iterator[_Rec | Rejected]:
@@ -45,6 +49,9 @@ def parse_tab(src: str, text: str) -> Iterator[_Rec | Rejected]:
         if not abstract:
             yield Rejected(src, where, "no abstract")
             continue
-        people = [p for p in (row.get("AU") or "").split(";") if p.strip()]
-        yield _Rec(clean(row.get("TI") or ""), abstract, src, where, authors=len(people) or None,
-                   date=_date(row.get("PY") or "", row.get("PD") or ""))
+        people = [p for p in (row.get("AF") or row.get("AU") or "").split(";") if p.strip()]
+        date = _date(row.get("PY") or "", row.get("PD") or "")
+        yield _Rec(clean(row.get("TI") or ""), abstract, src, where, authors=len(people) or None, date=date,
+                   meta=meta(people, date and date[:4], row.get("SO"), row.get("DI"), None,
+                             {"wos": row.get("UT"), "pmid": row.get("PM")},
+                             (row.get("DE") or "").split(";")))

@@ -135,10 +135,11 @@ def locked(data_dir: Path, exclusive: bool, wait: float = 10.0) -> Iterator[None
             if exclusive:
                 data_dir.mkdir(parents=True, exist_ok=True)
             gate = _open_lock(data_dir / "gate", create=exclusive)
+            fds += [gate] if gate is not None else []
             lock = _open_lock(data_dir / "lock", create=exclusive)
+            fds += [lock] if lock is not None else []
         except OSError as e:
             raise unusable(data_dir, e) from None
-        fds = [fd for fd in (gate, lock) if fd is not None]
         if gate is not None:
             _flock(gate, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline, busy, None)
         if lock is not None:

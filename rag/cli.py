@@ -62,8 +62,25 @@ def _settings(**flags):
         raise ConfigError(f"bad setting {field}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
+def _version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    settings = _settings()
+    try:
+        mine = version("rag")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        mine = "unknown (not installed)"
+    model = settings.embedder or settings.embed_model
+    out.print(f"rag {mine}\nembedding model: {safe(model)}\ndata dir: {safe(str(settings.data_dir))}", highlight=False)
+    raise typer.Exit()
+
+
 @app.callback()
-def _global(debug: Debug = False) -> None:
+def _global(debug: Debug = False, version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version, embedding model and data dir.")]
+        = False) -> None:
     pass
 
 

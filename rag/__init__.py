@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rag.answer import Answer
     from rag.ingestion import IngestReport
-    from rag.retrieval import Hit
+    from rag.retrieval import Filters, Hit
     from rag.settings import Settings
 
 __all__ = ["ask", "ingest", "search"]
@@ -38,17 +38,20 @@ def ingest(paths: list[str | Path], settings: Settings | None = None) -> IngestR
     return run([Path(p) for p in paths], _settings(settings))
 
 
-def search(query: str, k: int | None = None, mode: str | None = None, settings: Settings | None = None) -> list[Hit]:
+def search(query: str, k: int | None = None, mode: str | None = None, settings: Settings | None = None,
+           filters: Filters | None = None) -> list[Hit]:
+    """`filters`: rag.retrieval.Filters(since=2020, until=None, author="Hu", venue="ICLR"), or None."""
     from rag.retrieval import Retriever
 
     retriever = Retriever(_settings(settings))
     try:
-        return retriever.search(query, k=k, mode=mode)
+        return retriever.search(query, k=k, mode=mode, filters=filters)
     finally:
         retriever.close()
 
 
-def ask(question: str, history: list[tuple[str, str]] | None = None, settings: Settings | None = None) -> Answer:
+def ask(question: str, history: list[tuple[str, str]] | None = None, settings: Settings | None = None,
+        filters: Filters | None = None) -> Answer:
     """`history`: earlier turns as (role, text) pairs, role "user" or "assistant"; a follow-up is
     condensed into a standalone question before retrieval."""
     from rag.answer import Asker
@@ -56,6 +59,6 @@ def ask(question: str, history: list[tuple[str, str]] | None = None, settings: S
 
     asker = Asker(_settings(settings))
     try:
-        return asker.ask(question, history=[Message(role, text) for role, text in history or []])
+        return asker.ask(question, history=[Message(role, text) for role, text in history or []], filters=filters)
     finally:
         asker.retriever.close()

@@ -16,7 +16,7 @@ from rag.citations import Checked, check
 from rag.decision import Decision, decide, missing_text, unreadable_script
 from rag.errors import AnswerCut, LLMError
 from rag.llm.base import AnswerRequest, ChatBackend, Message, SourceText
-from rag.retrieval import Hit, Retriever, check_query
+from rag.retrieval import Filters, Hit, Retriever, check_query
 from rag.settings import Redactor, Settings, redact
 from rag.text import script_of
 
@@ -171,11 +171,12 @@ class Asker:
                 Message("user", self.templates["context"].render(sources=blocks, question=question, **common))]
 
     # --- the whole path -----------------------------------------------------------------------
-    def stream(self, question: str, history: list[Message] | None = None, k: int | None = None) -> Iterator[Event]:
+    def stream(self, question: str, history: list[Message] | None = None, k: int | None = None,
+               filters: Filters | None = None) -> Iterator[Event]:
         started = time.perf_counter()
         question = check_query(question, self.settings)
         query = self.standalone_query(question, history or [])
-        hits = self.retriever.search(query, k=k or self.settings.top_k)
+        hits = self.retriever.search(query, k=k or self.settings.top_k, filters=filters)
         sources = [Source.from_hit(i, h) for i, h in enumerate(hits, start=1)]
         decision = self.decide(query, sources)
         timings = {"retrieve": (time.perf_counter() - started) * 1000}
@@ -251,8 +252,9 @@ class Asker:
             result.refused, result.decision = True, "refuse"
         result.verified = result.refused or bool(checked.cited_numbers)
 
-    def ask(self, question: str, history: list[Message] | None = None, k: int | None = None) -> Answer:
-        for event in self.stream(question, history, k):
+    def ask(self, question: str, history: list[Message] | None = None, k: int | None = None,
+            filters: Filters | None = None) -> Answer:
+        for event in self.stream(question, history, k, filters):
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("stream ended without Done")

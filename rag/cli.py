@@ -23,6 +23,20 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+# Filters on the papers' metadata, for search and ask (applied to both rankings before fusion).
+Since = Annotated[int | None, typer.Option(help="Only papers from this year on.", show_default=False)]
+Until = Annotated[int | None, typer.Option(help="Only papers up to this year.", show_default=False)]
+Author = Annotated[str | None, typer.Option(help="Only papers with an author whose name contains this.",
+                                            show_default=False)]
+Venue = Annotated[str | None, typer.Option(help="Only papers whose venue contains this.", show_default=False)]
+
+
+def _filters(since: int | None, until: int | None, author: str | None, venue: str | None):
+    from rag.retrieval import Filters
+
+    return Filters(since, until, author, venue) or None
+
+
 # Options every index-using command takes, after the command name as users type them.
 DataDir = Annotated[Path | None, typer.Option(help="Index directory [env RAG_DATA_DIR].", show_default=False)]
 Collection = Annotated[str | None, typer.Option(help="Collection name [env RAG_COLLECTION; default papers].",
@@ -215,6 +229,7 @@ def search(
     k: Annotated[int | None, typer.Option("-k", "--top-k", help="Papers to return [default 5].")] = None,
     mode: Annotated[str | None, typer.Option(help="hybrid (default), dense or bm25.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per query.")] = False,
+    since: Since = None, until: Until = None, author: Author = None, venue: Venue = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
@@ -224,8 +239,10 @@ def search(
     settings = _settings(top_k=k, mode=mode, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
     retriever = Retriever(settings)
+    filters = _filters(since, until, author, venue)
+
     def one(q: str) -> int:
-        _print_hits(q, retriever.search(q), as_json, settings.mode)
+        _print_hits(q, retriever.search(q, filters=filters), as_json, settings.mode)
         return 0
 
     if query != "-":
@@ -267,6 +284,7 @@ def ask(
     model: Annotated[str | None, typer.Option("--model", help="LLM model name [env RAG_LLM_MODEL].")] = None,
     k: Annotated[int | None, typer.Option("-k", "--top-k", help="Sources given to the LLM [default 5].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per question.")] = False,
+    since: Since = None, until: Until = None, author: Author = None, venue: Venue = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
@@ -277,10 +295,11 @@ def ask(
     settings = _settings(llm=llm, llm_model=model, top_k=k, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
     asker = Asker(settings)
+    filters = _filters(since, until, author, venue)
 
     def one(q: str) -> int:
         answer = None
-        for event in asker.stream(q):
+        for event in asker.stream(q, filters=filters):
             if isinstance(event, Token) and not as_json:
                 out.print(plain(event.text), end="", highlight=False, markup=False)
             elif isinstance(event, Done):

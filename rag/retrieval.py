@@ -32,6 +32,29 @@ class Hit:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Filters:
+    """What a search may return, by the papers' metadata: years inclusive, a part of an author's
+    name or of the venue (case-insensitive). A paper that lacks the field asked about is left out."""
+    since: int | None = None
+    until: int | None = None
+    author: str | None = None
+    venue: str | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.since, self.until, self.author, self.venue))
+
+    def admits(self, paper) -> bool:
+        year = paper.meta.get("year") or (int(paper.date[:4]) if (paper.date or "")[:4].isdigit() else None)
+        if (self.since or self.until) and year is None:
+            return False
+        if (self.since and year < self.since) or (self.until and year > self.until):
+            return False
+        if self.author and not any(self.author.casefold() in n.casefold() for n in paper.meta.get("authors", [])):
+            return False
+        return not self.venue or self.venue.casefold() in (paper.meta.get("venue") or "").casefold()
+
+
 def check_query(query: str, settings: Settings) -> str:
     query = query.strip()
     if not query:
@@ -130,11 +153,13 @@ class Retriever:
         ranked = list(best)[:n_papers]
         return ranked, best, best_chunk
 
-    def search(self, query: str, k: int | None = None, mode: Mode | None = None) -> list[Hit]:
+    def search(self, query: str, k: int | None = None, mode: Mode | None = None,
+               filters: Filters | None = None) -> list[Hit]:
         query = check_query(query, self.settings)
         k = k or self.settings.top_k
         mode = mode or self.settings.mode
-        depth = max(self.settings.candidates, k)
+        # Filters drop candidates from both rankings before fusion: look deeper so k can still be met.
+        depth = max(self.settings.candidates, k) * (5 if filters else 1)
         dense_ids: list[str] = []
         dense: dict[str, float] = {}
         best_chunk: dict[str, str] = {}
@@ -150,6 +175,12 @@ class Retriever:
                 found = self.index.bm25.search(query, depth)
                 bm25_ids = [pid for pid, _ in found]
                 bm25 = dict(found)
+            if filters:
+                known = self.index.catalog.papers(list(dict.fromkeys(dense_ids + bm25_ids)))
+                kept = {pid for pid, paper in known.items() if filters.admits(paper)}
+                dense_ids = [pid for pid in dense_ids if pid in kept]
+                bm25_ids = [pid for pid in bm25_ids if pid in kept]
+                bm25 = {pid: bm25[pid] for pid in bm25_ids}
             if mode == "dense":
                 scores = {pid: dense[pid] for pid in dense_ids}
             elif mode == "bm25":

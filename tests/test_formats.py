@@ -125,3 +125,40 @@ def test_search_json_and_text_show_names_year_and_identifier(tmp_path):
     assert (hit["meta"]["year"], hit["meta"]["doi"]) == (2014, "10.1177/0956797613493444")
     text = run_rag("search", "war egalitarian motivations in-group children", "-k", "1", env=env).stdout
     assert "Bauer et al. 2014 · Psychological Science · doi:10.1177/0956797613493444" in text
+
+
+def test_filters_by_year_author_and_venue_apply_to_search_and_ask(tmp_path):
+    import json
+
+    from conftest import run_rag
+
+    from rag.answer import Asker
+    from rag.ingestion import ingest
+    from rag.retrieval import Filters, Retriever
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "d")
+    names = ("bibtex_betterbibtex_export_551.bib", "ris_zotero_asreview_pubmed_zotero_first3.ris",
+             "pubmed_medline_biopython_result2.nbib")
+    ingest([FIXTURES / name for name in names], settings)
+    retriever = Retriever(settings)
+    query = "study of effects in people and software"
+    everything = retriever.search(query, k=20, mode="bm25")
+    years = {h.paper_id: h.meta["year"] for h in everything}
+    assert min(years.values()) < 2010 < max(years.values())
+    recent = retriever.search(query, k=20, mode="bm25", filters=Filters(since=2010))
+    assert [h.paper_id for h in recent] == [pid for pid, y in years.items() if y >= 2010], "same order, none lost"
+    assert all(h.meta["year"] >= 2010 for h in retriever.search(query, k=20, filters=Filters(since=2010)))
+    assert all(h.meta["year"] <= 2006 for h in retriever.search(query, k=20, filters=Filters(until=2006)))
+    assert [h.meta["authors"][0] for h in retriever.search(query, k=20, filters=Filters(author="bauer"))] \
+        == ["Bauer, Michal"]
+    venue = retriever.search(query, k=20, filters=Filters(venue="bioinformatics"))
+    assert venue and all("bioinformatics" in h.meta["venue"].lower() for h in venue)
+    answer = Asker(settings).ask("What did war exposure do to egalitarian motivations?", filters=Filters(until=2000))
+    assert all(s.meta.get("year", 0) <= 2000 for s in answer.sources)
+
+    env = {"RAG_DATA_DIR": str(settings.data_dir)}
+    found = run_rag("search", query, "-k", "20", "--since", "2019", "--json", env=env)
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)["hits"]
+    assert hits and all(h["meta"]["year"] >= 2019 for h in hits)

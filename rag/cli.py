@@ -285,6 +285,9 @@ def ask(
     k: Annotated[int | None, typer.Option("-k", "--top-k", help="Sources given to the LLM [default 5].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per question.")] = False,
     since: Since = None, until: Until = None, author: Author = None, venue: Venue = None,
+    cite: Annotated[str | None, typer.Option(
+        help="After the answer, the cited papers as references: bibtex, ris or csl-json (with --json: a "
+             "'references' field).", show_default=False)] = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
@@ -294,6 +297,10 @@ def ask(
 
     settings = _settings(llm=llm, llm_model=model, top_k=k, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
+    from rag.cite import CITE_FORMATS, cited_sources, references
+
+    if cite is not None and cite not in CITE_FORMATS:
+        raise ConfigError(f"--cite must be one of {', '.join(CITE_FORMATS)}, not {cite!r}")
     asker = Asker(settings)
     filters = _filters(since, until, author, venue)
 
@@ -304,12 +311,17 @@ def ask(
                 out.print(plain(event.text), end="", highlight=False, markup=False)
             elif isinstance(event, Done):
                 answer = event.answer
+        cited = references(cited_sources(answer), cite) if cite and cited_sources(answer) else None
         if as_json:
-            print(json.dumps(answer.as_dict(), ensure_ascii=False))
+            print(json.dumps({**answer.as_dict(), **({"references": cited} if cite else {})}, ensure_ascii=False))
         else:
             if answer.answer or not answer.error:
                 out.print()  # ends the streamed line
             _print_answer_tail(answer)
+            if cite:
+                out.print(f"\n[bold]References ({cite})[/]" if cited else "\n[dim]no cited papers to list[/]")
+                if cited:
+                    out.print(plain(cited), markup=False, highlight=False)
         if answer.error:
             return 1
         return AnswerCut.exit_code if answer.cut else 0

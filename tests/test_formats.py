@@ -162,3 +162,38 @@ def test_filters_by_year_author_and_venue_apply_to_search_and_ask(tmp_path):
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)["hits"]
     assert hits and all(h["meta"]["year"] >= 2019 for h in hits)
+
+
+@pytest.mark.parametrize("fmt", ["bibtex", "ris", "csl-json"])
+def test_ask_cites_back_the_papers_it_cited_in_a_format_a_reference_manager_reads(tmp_path, fmt):
+    import json
+
+    from conftest import run_rag
+
+    from rag.ingestion import ingest
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "d")
+    ingest([FIXTURES / "bibtex_betterbibtex_export_551.bib"], settings)
+    result = run_rag("ask", "What did exposure to war do to egalitarian motivations toward the in-group?",
+                     "--cite", fmt, "--json", env={"RAG_DATA_DIR": str(settings.data_dir)})
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert not answer["refused"]
+    text = answer["references"]
+    # Read back with the same libraries rag reads exports with: what a reference manager would import.
+    if fmt == "bibtex":
+        import bibtexparser
+
+        entry = bibtexparser.parse_string(text).entries[0]
+        doi, title = entry.fields_dict["doi"].value, entry.fields_dict["title"].value
+    elif fmt == "ris":
+        import rispy
+
+        entry = rispy.loads(text)[0]
+        doi, title = entry["doi"], entry["title"]
+    else:
+        entry = json.loads(text)[0]
+        doi, title = entry["DOI"], entry["title"]
+        assert entry["author"][0] == {"family": "Bauer", "given": "Michal"}
+    assert doi == "10.1177/0956797613493444" and title.startswith("War's Enduring Effects")

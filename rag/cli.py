@@ -139,6 +139,8 @@ def ingest(
         help="Re-index only the PATHS given (or the seeds) into a new collection that replaces the old "
              "one when complete; if interrupted, the old one stays. Papers from other files are gone "
              "afterwards until you ingest them again.")] = False,
+    sync: Annotated[bool, typer.Option(
+        help="Also remove the papers first read from these files that they no longer contain.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding batch.")] = None,
     device: Annotated[str | None, typer.Option(help="Torch device for embedding (cpu, cuda).")] = None,
@@ -163,7 +165,7 @@ def ingest(
     try:
         with _ingest_progress(as_json) as progress:
             report = run_ingest(paths or _default_sources(), settings, progress=progress, rebuild=rebuild,
-                                on_wait=waiting)
+                                on_wait=waiting, sync=sync)
     except KeyboardInterrupt:
         if rebuild and live_name(settings) != before:
             err.print("interrupted after the switch: the new index is in use; the next ingest tidies up")
@@ -179,6 +181,8 @@ def ingest(
     out.print(f"[bold]{report.added}[/] added, {report.updated} updated, {report.unchanged} unchanged, "
               f"{report.duplicates} duplicates merged, {len(report.rejected)} rejected "
               f"({report.chunks_embedded} chunks embedded in {report.seconds:.1f} s)")
+    if sync:
+        out.print(f"{report.removed} removed (no longer in their files)")
     out.print(f"index: {report.papers_total} papers, {report.chunks_total} chunks in {settings.data_dir}")
     for r in report.rejected:
         err.print(f"[yellow]rejected[/] {safe(r.source)} {safe(r.location)}: {safe(r.reason)}", highlight=False)
@@ -477,6 +481,29 @@ def ui(
     settings = _settings(llm=llm, llm_model=model, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
     launch(settings, host=host, port=port, concurrency=concurrency, lock_llm=lock_llm, uploads=upload)
+
+
+@app.command()
+def remove(
+    targets: Annotated[list[str], typer.Argument(
+        help="Paper ids (as `rag search --json` shows them) or files whose papers to remove.",
+        metavar="PAPER_ID|PATH...")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    data_dir: DataDir = None, collection: Collection = None, chroma_url: ChromaUrl = None, debug: Debug = False,
+) -> None:
+    """Take papers out of the index (catalog, vectors and keyword index), by id or by source file."""
+    from rag.ingestion import remove as run_remove
+
+    report = run_remove(targets, _settings(data_dir=data_dir, collection=collection, chroma_url=chroma_url))
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        out.print(f"{report.removed} papers removed ({report.chunks} chunks); {report.papers_total} left")
+        for target in report.not_found:
+            err.print(f"[yellow]not found:[/] {safe(target)} (no indexed paper has this id or came from this file)",
+                      highlight=False)
+    if report.not_found:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError, IndexDamaged, IndexMissing, ModelMismatch, SourceError
 from rag.settings import Settings
-from rag.sources import Paper, Rejected, load
+from rag.sources import Paper, Rejected, load, walk
 from rag.store import (
     Index,
     Manifest,
@@ -53,6 +53,7 @@ class IngestReport:
     rejected: list[Rejected] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # what the user should know beyond the counts
+    removed: int = 0   # with sync: papers the files no longer hold
     papers_total: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
@@ -124,10 +125,11 @@ def set_aside(settings: Settings) -> Path:
 
 
 def ingest(paths: list[Path], settings: Settings, progress: Progress | None = None, rebuild: bool = False,
-           wait: float = 3600.0, on_wait: Callable[[], None] | None = None) -> IngestReport:
+           wait: float = 3600.0, on_wait: Callable[[], None] | None = None, sync: bool = False) -> IngestReport:
     """Index the papers in `paths`. One ingest runs at a time per data dir: another waits up to
     `wait` seconds for it (`on_wait` is called once when it starts waiting). Searches are never
-    shut out for longer than one write (a batch of vectors, the BM25 swap)."""
+    shut out for longer than one write (a batch of vectors, the BM25 swap). With `sync`, papers
+    first read from these files that they no longer contain are removed."""
     from rag.embedding import load_embedder
 
     started = time.perf_counter()
@@ -151,6 +153,8 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
             with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
                 drop_leftovers(settings)
             _index(loaded.papers, loaded.files, settings, None, embedder, report, progress)
+            if sync:
+                _sync(paths, loaded.papers, settings, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -233,6 +237,75 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
         report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
     finally:
         index.close()
+
+
+def _sync(paths: list[Path], papers: list[Paper], settings: Settings, report: IngestReport) -> None:
+    present = {p.paper_id for p in papers}
+    index = Index(settings)
+    try:
+        gone = [pid for pid in index.catalog.from_files(list(walk(paths))) if pid not in present]
+        _remove(index, gone, settings)
+        report.removed = len(gone)
+        report.papers_total, report.chunks_total = index.catalog.counts()["papers"], index.catalog.counts()["chunks"]
+    finally:
+        index.close()
+
+
+@dataclass
+class RemoveReport:
+    removed: int = 0
+    chunks: int = 0
+    not_found: list[str] = field(default_factory=list)   # ids or paths that named no indexed paper
+    papers_total: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def remove(targets: list[str], settings: Settings) -> RemoveReport:
+    """Take papers out of the index: each target is a paper id or a file (its papers, as first read
+    from it). The catalog rows go first: a run killed after that leaves only vectors no paper owns,
+    which searches skip and the next ingest or `rag doctor` deletes; then the vectors, then BM25."""
+    if not (live_root(settings) / "catalog.sqlite").is_file():
+        raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); nothing to remove")
+    report = RemoveReport()
+    with writing(settings.data_dir), _full_disk_stops(settings):
+        index = Index(settings)
+        try:
+            known = index.catalog.hashes()
+            ids: dict[str, None] = {}
+            files = []
+            for target in targets:
+                if target in known:
+                    ids[target] = None
+                elif Path(target).exists() and (found := index.catalog.from_files([Path(target)])):
+                    ids.update(dict.fromkeys(found))
+                    files.append(Path(target))
+                else:
+                    report.not_found.append(target)
+            _remove(index, list(ids), settings, report)
+            index.catalog.forget_files(files)
+            report.papers_total = index.catalog.counts()["papers"]
+        finally:
+            index.close()
+    return report
+
+
+def _remove(index: Index, ids: list[str], settings: Settings, report: RemoveReport | None = None) -> None:
+    if not ids:
+        return
+    chunks = index.catalog.counts()["chunks"]
+    with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
+        index.catalog.remove(ids)
+        index.catalog.bump_generation()
+        index.vectors.delete_papers(ids)
+    digest = index.catalog.digest()
+    index.bm25.build(list(index.catalog.all_papers()), built_from=digest,
+                     swap=locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT))
+    index.catalog.bump_generation()
+    if report is not None:
+        report.removed += len(ids)
+        report.chunks += chunks - index.catalog.counts()["chunks"]
 
 
 @dataclass

@@ -306,6 +306,16 @@ class Catalog:
         self.db.executemany("delete from papers where paper_id = ?", [(pid,) for pid in paper_ids])
         self.db.commit()
 
+    def from_files(self, paths: list[Path]) -> dict[str, str]:
+        """{paper id: source} of the papers first read from any of `paths` (as given or resolved)."""
+        wanted = {str(p) for p in paths} | {str(p.resolve()) for p in paths}
+        return {pid: src for pid, src in self.db.execute("select paper_id, source from papers")
+                if src in wanted or str(Path(src).resolve()) in wanted}
+
+    def forget_files(self, paths: list[Path]) -> None:
+        self.db.executemany("delete from files where path = ?", [(str(p.resolve()),) for p in paths])
+        self.db.commit()
+
     def record_files(self, files: dict[str, int]) -> None:
         rows = []
         for path, count in files.items():

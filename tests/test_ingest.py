@@ -286,3 +286,33 @@ def test_a_keyword_index_left_behind_by_a_killed_ingest_is_rebuilt_by_the_next(t
     report = ingest([first, needle], settings)
     assert (report.added, report.unchanged) == (0, 4)
     assert Retriever(settings).search("protein folding diffusion", k=1, mode="bm25")[0].paper_id == "needle"
+
+
+def test_remove_by_file_or_id_and_sync_take_papers_out_of_every_ranking(tmp_path):
+    from rag.ingestion import remove
+    from rag.retrieval import Retriever
+    from rag.store import Index
+
+    settings = Settings(data_dir=tmp_path / "d")
+    needle = {"id": "needle", "title": "Protein folding with diffusion models",
+              "abstract": "We predict protein structures by denoising diffusion over residue frames."}
+    keep = write_jsonl(tmp_path / "keep.jsonl", synthetic_papers(3))
+    drop = write_jsonl(tmp_path / "drop.jsonl", [needle, {**synthetic_papers(1, seed=4)[0], "id": "other"}])
+    ingest([keep, drop], settings)
+    retriever = Retriever(settings)  # a running UI
+    query = "protein folding diffusion residue frames"
+    assert retriever.search(query, k=1)[0].paper_id == "needle"
+
+    report = remove([str(drop), "syn-0", "no-such-paper"], settings)
+    assert (report.removed, report.not_found, report.papers_total) == (3, ["no-such-paper"], 2)
+    for mode in ("dense", "bm25", "hybrid"):
+        assert {h.paper_id for h in retriever.search(query, k=10, mode=mode)} <= {"syn-1", "syn-2"}, mode
+    index = Index(settings)
+    assert index.vectors.count() == index.catalog.counts()["chunks"]
+    assert str(drop.resolve()) not in [f["path"] for f in index.catalog.files()]
+    index.close()
+
+    write_jsonl(keep, synthetic_papers(3)[2:])  # the file now holds syn-2 only
+    result = run_rag("ingest", "--sync", str(keep), env={"RAG_DATA_DIR": str(settings.data_dir)})
+    assert result.returncode == 0 and "1 removed" in result.stdout, result.stderr
+    assert [h.paper_id for h in retriever.search("synthetic study", k=10)] == ["syn-2"]

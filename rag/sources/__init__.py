@@ -24,7 +24,8 @@ from rag.sources.pages import _parse_page, split_title
 from rag.sources.parsed import Rejected, _digest, _norm, _not_utf8, _Rec
 from rag.sources.records import _csv_rows, _json_document, _json_rows, _records
 
-__all__ = ["DEFAULT_MAX_BYTES", "FILE_TYPES", "LoadResult", "Paper", "Rejected", "content_id", "load", "split_title"]
+__all__ = ["DEFAULT_MAX_BYTES", "FILE_TYPES", "LoadResult", "Paper", "Rejected", "content_id", "load", "split_title",
+           "walk"]
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def _sniff(kind: str | None, path: Path, head: bytes, first: bytes) -> str | Non
     return kind
 
 
-def _walk(roots: list[Path]) -> Iterator[Path]:
+def walk(roots: list[Path]) -> Iterator[Path]:
+    """The files under `roots` (folders walked in order, hidden ones skipped), each once."""
     seen: set[Path] = set()   # a file named twice, or also inside a named folder, is read once
     for root in roots:
         files = [root]
@@ -213,7 +215,7 @@ def load(paths: list[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> LoadResult:
         if not p.exists() and not p.is_symlink():
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(p))
     result, store = LoadResult(), _Papers()
-    for path in _walk(roots):
+    for path in walk(roots):
         yielded = False
         try:
             for item in _parse_file(path, max_bytes):

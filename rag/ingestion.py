@@ -276,11 +276,12 @@ def remove(targets: list[str], settings: Settings) -> RemoveReport:
             ids: dict[str, None] = {}
             files = []
             for target in targets:
+                inside = list(walk([Path(target)])) if target not in known and Path(target).exists() else []
                 if target in known:
                     ids[target] = None
-                elif Path(target).exists() and (found := index.catalog.from_files([Path(target)])):
+                elif found := index.catalog.from_files(inside):
                     ids.update(dict.fromkeys(found))
-                    files.append(Path(target))
+                    files += inside
                 else:
                     report.not_found.append(target)
             _remove(index, list(ids), settings, report)

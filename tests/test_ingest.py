@@ -297,13 +297,14 @@ def test_remove_by_file_or_id_and_sync_take_papers_out_of_every_ranking(tmp_path
     needle = {"id": "needle", "title": "Protein folding with diffusion models",
               "abstract": "We predict protein structures by denoising diffusion over residue frames."}
     keep = write_jsonl(tmp_path / "keep.jsonl", synthetic_papers(3))
-    drop = write_jsonl(tmp_path / "drop.jsonl", [needle, {**synthetic_papers(1, seed=4)[0], "id": "other"}])
+    (tmp_path / "folder").mkdir()
+    drop = write_jsonl(tmp_path / "folder" / "drop.jsonl", [needle, {**synthetic_papers(1, seed=4)[0], "id": "other"}])
     ingest([keep, drop], settings)
     retriever = Retriever(settings)  # a running UI
     query = "protein folding diffusion residue frames"
     assert retriever.search(query, k=1)[0].paper_id == "needle"
 
-    report = remove([str(drop), "syn-0", "no-such-paper"], settings)
+    report = remove([str(drop.parent), "syn-0", "no-such-paper"], settings)  # a folder names its files
     assert (report.removed, report.not_found, report.papers_total) == (3, ["no-such-paper"], 2)
     for mode in ("dense", "bm25", "hybrid"):
         assert {h.paper_id for h in retriever.search(query, k=10, mode=mode)} <= {"syn-1", "syn-2"}, mode

@@ -43,6 +43,11 @@ WRITE_WAIT = 600.0
 Progress = Callable[[int, int], None]  # (chunks embedded so far, total chunks to embed)
 
 
+def _write(settings: Settings) -> contextlib.AbstractContextManager:
+    """The data dir's exclusive lock, for one short write: searches wait for it, never for embedding."""
+    return locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT)
+
+
 @dataclass
 class IngestReport:
     added: int = 0
@@ -150,7 +155,7 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
         if rebuild:
             _rebuild(loaded, settings, embedder, report, progress)
         else:
-            with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
+            with _write(settings):
                 drop_leftovers(settings)
             _index(loaded.papers, loaded.files, settings, None, embedder, report, progress)
             if sync:
@@ -162,7 +167,7 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
 def _rebuild(loaded, settings: Settings, embedder: Embedder, report: IngestReport, progress: Progress | None) -> None:
     """Build the next generation beside the live one, which answers searches until one atomic
     switch: a rebuild killed before it leaves the old index, after it the new one. Then the rest go."""
-    with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
+    with _write(settings):
         try:
             existing = generations(settings)
         except IndexDamaged as e:
@@ -184,7 +189,7 @@ def _rebuild(loaded, settings: Settings, embedder: Embedder, report: IngestRepor
                              1 + max((generation_number(settings.collection, n) for n in existing), default=0))
     _index(loaded.papers, loaded.files, settings, staged, embedder, report, progress)
     switch_live(settings, staged)
-    with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):  # no search still reads the old ones
+    with _write(settings):  # no search still reads the old ones
         drop_leftovers(settings, keep=staged)
 
 
@@ -204,10 +209,7 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
            report: IngestReport, progress: Progress | None) -> None:
     """Index `papers` into generation `name` (None: the live one). Embedding runs unlocked; each
     write to the index takes the write lock for just that write."""
-    def write():
-        return locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT)
-
-    with write():
+    with _write(settings):
         index = Index(settings, name)
     try:
         chunk_tokens = min(settings.chunk_tokens, embedder.max_tokens)
@@ -222,16 +224,14 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
         report.unchanged = len(papers) - len(todo)
 
         if todo:
-            report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress, write)
+            report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress)
         if unchanged := [p for p in papers if p.meta and known.get(p.paper_id) == content_hash(p)]:
             index.catalog.set_meta(unchanged)
-        with write():
+        with _write(settings):
             _drop_orphans(index)
         embedder.prepare_queries(index.models_dir(index.catalog.manifest()))  # atomic on its own
-        digest = index.catalog.digest()
-        if todo or index.bm25.needs_build(digest):
-            index.bm25.build(list(index.catalog.all_papers()), built_from=digest, swap=write())
-            index.catalog.bump_generation()
+        if todo or index.bm25.needs_build(index.catalog.digest()):
+            _rebuild_keywords(index)
         index.catalog.record_files(_papers_per_file(papers, files))
         counts = index.catalog.counts()
         report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
@@ -246,7 +246,8 @@ def _sync(paths: list[Path], papers: list[Paper], settings: Settings, report: In
         gone = [pid for pid in index.catalog.from_files(list(walk(paths))) if pid not in present]
         _remove(index, gone, settings)
         report.removed = len(gone)
-        report.papers_total, report.chunks_total = index.catalog.counts()["papers"], index.catalog.counts()["chunks"]
+        counts = index.catalog.counts()
+        report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
     finally:
         index.close()
 
@@ -292,18 +293,22 @@ def remove(targets: list[str], settings: Settings) -> RemoveReport:
     return report
 
 
+def _rebuild_keywords(index: Index) -> None:
+    """BM25 from the catalog as it now is, built unlocked and swapped in under the write lock."""
+    index.bm25.build(list(index.catalog.all_papers()), built_from=index.catalog.digest(),
+                     swap=_write(index.settings))
+    index.catalog.bump_generation()
+
+
 def _remove(index: Index, ids: list[str], settings: Settings, report: RemoveReport | None = None) -> None:
     if not ids:
         return
     chunks = index.catalog.counts()["chunks"]
-    with locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
+    with _write(settings):
         index.catalog.remove(ids)
         index.catalog.bump_generation()
         index.vectors.delete_papers(ids)
-    digest = index.catalog.digest()
-    index.bm25.build(list(index.catalog.all_papers()), built_from=digest,
-                     swap=locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT))
-    index.catalog.bump_generation()
+    _rebuild_keywords(index)
     if report is not None:
         report.removed += len(ids)
         report.chunks += chunks - index.catalog.counts()["chunks"]
@@ -328,7 +333,7 @@ def doctor(settings: Settings) -> DoctorReport:
         raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
                            "run `rag ingest` first")
     report = DoctorReport()
-    with writing(settings.data_dir), locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT):
+    with writing(settings.data_dir), _write(settings):
         if dead := drop_leftovers(settings):
             report.repaired.append(f"deleted {len(dead)} index generations left by an interrupted rebuild")
         index = Index(settings)
@@ -371,15 +376,15 @@ def _drop_orphans(index: Index) -> None:
 
 
 def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, existing: Manifest | None,
-           progress: Progress | None, write: Callable[[], contextlib.AbstractContextManager]) -> int:
+           progress: Progress | None) -> int:
     from rag.chunking import Chunker
 
     chunker = Chunker(embedder.tokenizer(), wanted.chunk_tokens, wanted.chunk_overlap)
     if existing is None:
         # Searches may start after the first commit, long before this ingest builds the keyword
         # index at its end: until then they find an empty one (and rank by vectors alone).
-        index.bm25.build([], built_from="", swap=write())
-    with write():
+        index.bm25.build([], built_from="", swap=_write(index.settings))
+    with _write(index.settings):
         if existing is None:
             index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": embedder.dim}))
         # A changed paper may now have fewer chunks: drop its old ones before re-adding.
@@ -401,7 +406,7 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
         chunks = [c for _, cs in part for c in cs]
         vectors = embedder.encode([c.text for c in chunks], progress=step)
         room(index.settings, len(chunks))  # again: something else may have filled the disk meanwhile
-        with write():
+        with _write(index.settings):
             index.vectors.upsert(chunks, vectors)
             # Only now is the paper recorded: a crash before this line re-embeds it next run.
             index.catalog.add([p for p, _ in part], {p.paper_id: len(cs) for p, cs in part})

@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError, IndexDamaged, IndexMissing, ModelMismatch, SourceError
 from rag.settings import Settings
-from rag.sources import Paper, Rejected, load, walk
+from rag.sources import Paper, Rejected, identifiers, load, merge_meta, same_work, walk
 from rag.store import (
     Index,
     Manifest,
@@ -218,6 +219,7 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
         _check_manifest(existing, wanted, index.root)
 
         known = index.catalog.hashes()
+        papers = _merge_known(papers, index, known, report)
         todo = [p for p in papers if known.get(p.paper_id) != content_hash(p)]
         report.updated = sum(1 for p in todo if p.paper_id in known)
         report.added = len(todo) - report.updated
@@ -226,7 +228,7 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
         if todo:
             report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress)
         if unchanged := [p for p in papers if p.meta and known.get(p.paper_id) == content_hash(p)]:
-            index.catalog.set_meta(unchanged)
+            _set_meta(index, unchanged)
         with _write(settings):
             _drop_orphans(index)
         embedder.prepare_queries(index.models_dir(index.catalog.manifest()))  # atomic on its own
@@ -237,6 +239,36 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
         report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
     finally:
         index.close()
+
+
+def _set_meta(index: Index, papers: list[Paper]) -> None:
+    with _write(index.settings):
+        if changed := index.catalog.set_meta(papers):
+            index.vectors.set_meta([p for p in papers if p.paper_id in changed], changed)
+            index.catalog.bump_generation()
+
+
+def _merge_known(papers: list[Paper], index: Index, known: dict[str, str], report: IngestReport) -> list[Paper]:
+    """Papers indexed before from another export (the same DOI, arXiv id or PMID, and a title that
+    agrees) stay one paper: the indexed one keeps its vectors and gains the new record's metadata."""
+    fresh = [p for p in papers if p.paper_id not in known and identifiers(p.meta)]
+    indexed = index.catalog.identified() if fresh else {}
+    into: dict[str, list[Paper]] = {}
+    for p in fresh:
+        hit = next((indexed[k] for k in identifiers(p.meta) if k in indexed and same_work(p.title, indexed[k][1])),
+                   None)
+        if hit:
+            into.setdefault(hit[0], []).append(p)
+    if not into:
+        return papers
+    current = index.catalog.papers(list(into))
+    _set_meta(index, [replace(paper, meta=functools.reduce(merge_meta, [p.meta for p in into[pid]], paper.meta))
+                      for pid, paper in current.items()])
+    merged = {id(p) for ps in into.values() for p in ps}
+    report.duplicates += len(merged)
+    report.notes.append(f"{len(merged)} paper(s) were indexed before from another file (same DOI, arXiv id or "
+                        "PMID); their metadata was merged into the indexed paper")
+    return [p for p in papers if id(p) not in merged]
 
 
 def _sync(paths: list[Path], papers: list[Paper], settings: Settings, report: IngestReport) -> None:
@@ -407,7 +439,7 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
         vectors = embedder.encode([c.text for c in chunks], progress=step)
         room(index.settings, len(chunks))  # again: something else may have filled the disk meanwhile
         with _write(index.settings):
-            index.vectors.upsert(chunks, vectors)
+            index.vectors.upsert(chunks, vectors, {p.paper_id: p for p, _ in part})
             # Only now is the paper recorded: a crash before this line re-embeds it next run.
             index.catalog.add([p for p, _ in part], {p.paper_id: len(cs) for p, cs in part})
             index.catalog.bump_generation()  # open readers reload the vectors before their next search

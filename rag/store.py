@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError, DiskFull, IndexBusy, IndexDamaged, IndexMissing, ModelMismatch, RagError
 from rag.settings import LIVE_SUFFIX, STAGING_SUFFIX, display_url
-from rag.sources import Paper
+from rag.sources import Paper, identifiers
 
 if TYPE_CHECKING:
     import numpy as np
@@ -296,11 +296,32 @@ class Catalog:
               content_hash(p), json.dumps(p.meta, ensure_ascii=False) if p.meta else None) for p in papers])
         self.db.commit()
 
-    def set_meta(self, papers: list[Paper]) -> None:
-        """Metadata of papers already indexed: a richer export of the same paper needs no embedding."""
-        self.db.executemany("update papers set meta = ? where paper_id = ?",
-                            [(json.dumps(p.meta, ensure_ascii=False), p.paper_id) for p in papers if p.meta])
+    def set_meta(self, papers: list[Paper]) -> dict[str, int]:
+        """Metadata of papers already indexed: a richer export of the same paper needs no embedding.
+        Returns {paper id: chunks} of those whose metadata changed."""
+        wanted = {p.paper_id: json.dumps(p.meta, ensure_ascii=False) if p.meta else None for p in papers}
+        ids, changed = list(wanted), {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            for pid, meta, chunks in self.db.execute(
+                    f"select paper_id, meta, chunks from papers where paper_id in ({','.join('?' * len(part))})",
+                    part):
+                if meta != wanted[pid]:
+                    changed[pid] = chunks
+        self.db.executemany("update papers set meta = ? where paper_id = ?", [(wanted[p], p) for p in changed])
         self.db.commit()
+        return changed
+
+    def identified(self) -> dict[str, tuple[str, str]]:
+        """{DOI/arXiv/PMID key: (paper id, title)} of the papers indexed, for merging a paper that comes
+        back from another export (Zotero, then the arXiv snapshot) into the one already here."""
+        out: dict[str, tuple[str, str]] = {}
+        for pid, title, doi, arxiv, pmid in self.db.execute(
+                "select paper_id, title, json_extract(meta, '$.doi'), json_extract(meta, '$.ids.arxiv'), "
+                "json_extract(meta, '$.ids.pmid') from papers where meta is not null"):
+            for key in identifiers({"doi": doi, "ids": {"arxiv": arxiv, "pmid": pmid}}):
+                out.setdefault(key, (pid, title))
+        return out
 
     def remove(self, paper_ids: list[str]) -> None:
         self.db.executemany("delete from papers where paper_id = ?", [(pid,) for pid in paper_ids])
@@ -631,12 +652,24 @@ class VectorStore:
                                            "--rebuild PATH ...`)") from e
         return self._collection
 
-    def upsert(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    def upsert(self, chunks: list[Chunk], vectors: np.ndarray, papers: dict[str, Paper]) -> None:
         collection = self.collection(create=True)
         with self.errors():
             collection.upsert(ids=[c.chunk_id for c in chunks], embeddings=vectors,
                               documents=[c.text for c in chunks],
-                              metadatas=[{"paper_id": c.paper_id, "n": c.n} for c in chunks])
+                              metadatas=[chunk_metadata(papers[c.paper_id], c.n) for c in chunks])
+
+    def set_meta(self, papers: list[Paper], chunk_counts: dict[str, int]) -> None:
+        """New bibliographic metadata for papers whose vectors stay as they are."""
+        ids, metadatas = [], []
+        for p in papers:
+            for n in range(chunk_counts.get(p.paper_id, 0)):
+                ids.append(f"{p.paper_id}:{n}")
+                metadatas.append(chunk_metadata(p, n))
+        if ids:
+            collection = self.collection(create=True)
+            with self.errors():
+                collection.update(ids=ids, metadatas=metadatas)
 
     def delete_papers(self, paper_ids: list[str]) -> None:
         if paper_ids:
@@ -679,6 +712,21 @@ class VectorStore:
         with self.errors():
             got = collection.get(ids=chunk_ids, include=["documents"])
         return dict(zip(got["ids"], got["documents"]))
+
+
+def chunk_metadata(paper: Paper, n: int) -> dict:
+    """What Chroma keeps beside a chunk's vector: the paper's metadata, so a Chroma server's users (and
+    its `where` filters) see names, year and DOI; the first chunk also carries what the catalog holds."""
+    out: dict = {"paper_id": paper.paper_id, "n": n, "title": paper.title}
+    m = paper.meta
+    out |= {k: v for k, v in [("year", m.get("year")), ("doi", m.get("doi")), ("venue", m.get("venue")),
+                              ("authors", "; ".join(m.get("authors", [])))] if v}
+    if m:
+        out["meta"] = json.dumps(m, ensure_ascii=False)
+    if n == 0:
+        out |= {"abstract": paper.abstract, "source": paper.source}
+        out |= {k: v for k, v in [("date", paper.date), ("n_authors", paper.authors)] if v is not None}
+    return out
 
 
 class Index:

@@ -60,11 +60,13 @@ def test_doctor_makes_catalog_and_vectors_agree(index):
     from rag.chunking import Chunk
     from rag.ingestion import doctor
     from rag.settings import Settings
+    from rag.sources import Paper
     from rag.store import Index
 
     settings = Settings(data_dir=index)
     store = Index(settings)
-    store.vectors.upsert([Chunk("orphan:0", "orphan", 0, "orphan text")], HashEmbedder().encode(["orphan text"]))
+    store.vectors.upsert([Chunk("orphan:0", "orphan", 0, "orphan text")], HashEmbedder().encode(["orphan text"]),
+                         {"orphan": Paper("orphan", "", "orphan text", "x")})
     store.vectors.delete_papers(["needle"])  # a paper whose vectors were lost
     store.close()
 

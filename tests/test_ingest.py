@@ -19,7 +19,7 @@ from conftest import ROOT, SEEDS, HashEmbedder, run_rag, synthetic_papers, write
 from rag.errors import ModelMismatch
 from rag.ingestion import ingest
 from rag.settings import Settings
-from rag.sources import load
+from rag.sources import Paper, load
 from rag.store import Index
 
 
@@ -59,7 +59,6 @@ def test_small_chunks_with_a_long_title_split_quietly(max_tokens, capsys):
     than leaving no room (llama-index raised 'Metadata length is longer than chunk size')."""
     from rag.chunking import Chunker
     from rag.embedding import load_tokenizer, resolve_model
-    from rag.sources import Paper
 
     tokenizer = load_tokenizer(resolve_model("all-MiniLM-L6-v2"))
     title = "A Very Long Title About Low-Rank Adaptation of Large Language Models " * 3
@@ -86,7 +85,7 @@ def test_changed_paper_is_updated_not_duplicated(tmp_path):
     source = write_jsonl(tmp_path / "papers.jsonl", records)
     settings = Settings(data_dir=tmp_path / "d")
     ingest([source], settings)
-    records[0]["abstract"] = "A much shorter abstract now."
+    records[0]["abstract"] = "A much shorter abstract now, of only one chunk in the index."
     write_jsonl(source, records)
     report = ingest([source], settings)
     assert (report.added, report.updated, report.unchanged) == (0, 1, 2)
@@ -255,7 +254,9 @@ def test_vectors_the_catalog_never_recorded_are_not_returned_and_are_cleaned_up(
     query = "synthetic study of protein memory kernels"
     index = Index(settings)
     orphans = [Chunk(f"orphan-{i}:0", f"orphan-{i}", 0, query) for i in range(10)]
-    index.vectors.upsert(orphans, HashEmbedder().encode([query] * 10))  # closer to the query than any paper
+    # Closer to the query than any paper.
+    index.vectors.upsert(orphans, HashEmbedder().encode([query] * 10),
+                         {c.paper_id: Paper(c.paper_id, "", query, "x") for c in orphans})
     index.close()
 
     hits = Retriever(settings).search(query, k=5, mode="dense")
@@ -317,3 +318,27 @@ def test_remove_by_file_or_id_and_sync_take_papers_out_of_every_ranking(tmp_path
     result = run_rag("ingest", "--sync", str(keep), env={"RAG_DATA_DIR": str(settings.data_dir)})
     assert result.returncode == 0 and "1 removed" in result.stdout, result.stderr
     assert [h.paper_id for h in retriever.search("synthetic study", k=10)] == ["syn-2"]
+
+
+def test_a_paper_ingested_again_from_another_export_stays_one_paper_and_gains_its_metadata(tmp_path):
+    """Zotero first, the arXiv snapshot a week later: same DOI, other text. Chroma carries the metadata too."""
+    settings = Settings(data_dir=tmp_path / "d")
+    base = synthetic_papers(2)
+    zotero = [{**base[0], "id": None, "doi": "10.5555/Syn.0", "venue": "Journal of Synthetic Studies"}, base[1]]
+    ingest([write_jsonl(tmp_path / "zotero.jsonl", zotero)], settings)
+    arxiv = {"title": base[0]["title"], "abstract": base[0]["abstract"] + " Preprint version.",
+             "doi": "https://doi.org/10.5555/syn.0", "authors": ["Ada Lovelace", "Alan Turing"], "year": 2021}
+    report = ingest([write_jsonl(tmp_path / "arxiv.jsonl", [arxiv])], settings)
+    assert (report.added, report.duplicates, report.papers_total) == (0, 1, 2) and report.chunks_embedded == 0
+    index = Index(settings)
+    try:
+        [(pid, meta)] = [(p, m) for p, m in index.catalog.db.execute("select paper_id, meta from papers")
+                         if m and "doi" in m]
+        assert json.loads(meta) == {"doi": "10.5555/syn.0", "venue": "Journal of Synthetic Studies",
+                                    "authors": ["Ada Lovelace", "Alan Turing"], "year": 2021}
+        stored = index.vectors.collection(create=False).get(where={"paper_id": pid}, include=["metadatas"])
+        assert stored["metadatas"] and all(
+            (m["doi"], m["year"], m["authors"]) == ("10.5555/syn.0", 2021, "Ada Lovelace; Alan Turing")
+            for m in stored["metadatas"])
+    finally:
+        index.close()

@@ -167,6 +167,9 @@ def test_translated_abstracts_page() -> None:
 
 
 # --- duplicates across layouts ---------------------------------------------------------------------
+
+FINE = "A fine abstract: long enough (50 characters or more) to be one."  # rag.sources.parsed.MIN_ABSTRACT
+
 CLEAN_TITLE = "Order-Preserving GFlowNets"   # a seam the heuristic alone gets wrong
 ABSTRACT = ("Generative Flow Networks (GFlowNets) sample candidates with probabilities proportional to a "
             "reward. We propose order-preserving GFlowNets that need no explicit reward.")
@@ -193,26 +196,32 @@ def test_untitled_copy_takes_its_title_from_the_one_line_page(tmp_path: Path) ->
 
 
 def test_same_abstract_differently_spaced_is_one_paper(tmp_path: Path) -> None:
-    rows = [{"title": "T", "abstract": "Deep  nets, Learn!"}, {"title": "", "abstract": "deep nets learn"}]
+    rows = [{"title": "T", "abstract": "Deep  nets, Learn! Wider ones learn faster on every benchmark."},
+            {"title": "", "abstract": "deep nets learn wider ones learn faster on every benchmark"}]
     write(tmp_path / "p.jsonl", "\n".join(json.dumps(r) for r in rows))
     result = load([tmp_path / "p.jsonl", tmp_path])   # the file named twice is read once
-    assert [(p.title, p.abstract) for p in result.papers] == [("T", "Deep nets, Learn!")]
+    assert [(p.title, p.abstract) for p in result.papers] == [
+        ("T", "Deep nets, Learn! Wider ones learn faster on every benchmark.")]
     assert result.duplicates == 1
 
 
 # --- JSONL, BEIR, CSV ------------------------------------------------------------------------------
 def test_jsonl_field_aliases_and_ids(tmp_path: Path) -> None:
-    rows = [{"name": "A", "summary": "First  abstract.\n"}, {"Title": "B", "body": "Second."},
-            {"title": "C", "text": ["Third,", "in sentences."], "id": 7}, {"paper_id": "p-4", "abstract": "Fourth."}]
+    a, b, d = (f"The {n} abstract, long enough to be one, about memory kernels." for n in ("first", "second", "4th"))
+    rows = [{"name": "A", "summary": a.replace(" ", "  ") + "\n"}, {"Title": "B", "body": b},
+            {"title": "C", "text": ["Third,", "in sentences", "about the kernels of working memory."], "id": 7},
+            {"paper_id": "p-4", "abstract": d}]
     result = load([write(tmp_path / "x.jsonl", "".join(json.dumps(r) + "\n" for r in rows))])
     assert [(p.title, p.abstract) for p in result.papers] == [
-        ("A", "First abstract."), ("B", "Second."), ("C", "Third, in sentences."), ("", "Fourth.")]
-    assert [p.paper_id for p in result.papers] == [content_id("First abstract."), content_id("Second."), "7", "p-4"]
+        ("A", a), ("B", b), ("C", "Third, in sentences about the kernels of working memory."), ("", d)]
+    assert [p.paper_id for p in result.papers] == [content_id(a), content_id(b), "7", "p-4"]
 
 
 def test_beir_corpus_keeps_its_ids(tmp_path: Path) -> None:
-    corpus = [{"_id": "4983", "title": "Microstructural development.", "text": "Alterations of white matter."},
-              {"_id": "0005", "title": "", "text": "Same words."}, {"_id": "6", "title": "", "text": "Same words."}]
+    same = "Same words in two documents, which BEIR keeps as two documents."
+    corpus = [{"_id": "4983", "title": "Microstructural development.",
+               "text": "Alterations of the architecture of cerebral white matter in the developing brain."},
+              {"_id": "0005", "title": "", "text": same}, {"_id": "6", "title": "", "text": same}]
     write(tmp_path / "beir" / "corpus.jsonl", "".join(json.dumps(r) + "\n" for r in corpus))
     write(tmp_path / "beir" / "queries.jsonl", json.dumps({"_id": "0", "text": "a claim", "metadata": {}}))
     write(tmp_path / "beir" / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\n0\t4983\t1\n")
@@ -226,30 +235,35 @@ def test_beir_corpus_keeps_its_ids(tmp_path: Path) -> None:
 
 
 def test_same_id_for_another_paper_is_rejected(tmp_path: Path) -> None:
-    write(tmp_path / "a.jsonl", json.dumps({"id": 1, "abstract": "One."}))
-    write(tmp_path / "b.jsonl", json.dumps({"id": 1, "abstract": "Another."}) + "\n"
-          + json.dumps({"id": 1, "abstract": "one"}))
+    one = "One abstract, about protein folding kinetics in the cell."
+    write(tmp_path / "a.jsonl", json.dumps({"id": 1, "abstract": one}))
+    other = "Another abstract, about galaxies and the dust between them."
+    write(tmp_path / "b.jsonl", json.dumps({"id": 1, "abstract": other})
+          + "\n" + json.dumps({"id": 1, "abstract": one.lower()}))
     result = load([tmp_path])
-    assert [p.abstract for p in result.papers] == ["One."] and result.duplicates == 1
+    assert [p.abstract for p in result.papers] == [one] and result.duplicates == 1
     assert [(r.location, "already names another paper" in r.reason) for r in result.rejected] == [("line 1", True)]
 
 
 def test_csv_and_tsv(tmp_path: Path) -> None:
-    write(tmp_path / "a.csv", 'ID,Title,Abstract\nx1,"Commas, quoted","Line one\nline two."\n,No id,Plain.\n,,\n')
-    write(tmp_path / "b.tsv", "summary\tname\nTab separated.\tTSV\n")
+    plain, tab = (f"A {kind} abstract that is long enough to be a real abstract." for kind in ("plain", "tabbed"))
+    quoted = "Line one, a quoted field\nline two, of the one abstract."
+    write(tmp_path / "a.csv", f'ID,Title,Abstract\nx1,"Commas, quoted","{quoted}"\n'
+                              f',No id,{plain}\n,,\n')
+    write(tmp_path / "b.tsv", f"summary\tname\n{tab}\tTSV\n")
     result = load([tmp_path])
     assert [(p.paper_id, p.title, p.abstract) for p in result.papers] == [
-        ("x1", "Commas, quoted", "Line one line two."), (content_id("Plain."), "No id", "Plain."),
-        (content_id("Tab separated."), "TSV", "Tab separated.")]
+        ("x1", "Commas, quoted", quoted.replace("\n", " ")), (content_id(plain), "No id", plain),
+        (content_id(tab), "TSV", tab)]
     assert result.rejected == []
 
 
 def test_csv_problems(tmp_path: Path) -> None:
-    write(tmp_path / "a.csv", "title,abstract\nT,\nonly one field\nOK,Fine.\n")
+    write(tmp_path / "a.csv", f"title,abstract\nT,\nonly one field\nOK,{FINE}\n")
     write(tmp_path / "b.csv", "Title,Venue\nT,V\n")
     write(tmp_path / "c.csv", "title,abstract\n")
     result = load([tmp_path])
-    assert [p.abstract for p in result.papers] == ["Fine."]
+    assert [p.abstract for p in result.papers] == [FINE]
     assert [(Path(r.source).name, r.location, r.reason) for r in result.rejected] == [
         ("a.csv", "line 2", "empty 'abstract'"), ("a.csv", "line 3", "expected 2 fields, found 1"),
         ("b.csv", "file", "no abstract column (saw columns: Title, Venue); expected one of abstract/text/summary/body"),
@@ -265,7 +279,7 @@ def test_unknown_jsonl_schema_is_rejected_once_with_its_keys(tmp_path: Path) -> 
 
 
 def test_malformed_and_truncated_json_lines(tmp_path: Path) -> None:
-    good = [json.dumps({"title": f"T{i}", "abstract": f"Abstract {i}."}) for i in range(3)]
+    good = [json.dumps({"title": f"T{i}", "abstract": f"{FINE} {i}."}) for i in range(3)]
     text = "\n".join([good[0], "{not json", "", good[1], "[1, 2]", json.dumps({"title": "No abstract"}), good[2]])
     path = write(tmp_path / "x.jsonl", text + "\n" + good[2][:25])
     result = load([path])
@@ -277,9 +291,9 @@ def test_malformed_and_truncated_json_lines(tmp_path: Path) -> None:
 
 
 def test_non_utf8_json_line_costs_only_that_line(tmp_path: Path) -> None:
-    line = json.dumps({"abstract": "Fine."}).encode()
+    line = json.dumps({"abstract": FINE}).encode()
     result = load([write(tmp_path / "x.jsonl", line + b"\n" + b'{"abstract": "caf\xe9"}\n' + line[:-2] + b' 2"}')])
-    assert [p.abstract for p in result.papers] == ["Fine.", "Fine. 2"]
+    assert [p.abstract for p in result.papers] == [FINE, FINE + " 2"]
     assert result.rejected == [Rejected(str(tmp_path / "x.jsonl"), "line 2",
                                         f"not UTF-8 text (byte 0xe9 at offset {len(line) + 1 + 17})")]
 
@@ -355,21 +369,56 @@ def test_empty_folder_and_missing_path(tmp_path: Path) -> None:
 
 
 def test_plain_title_abstract_pairs_without_page_chrome(tmp_path: Path) -> None:
-    page = "A Short Title\n\nFirst sentence here. Second sentence.\n\nAnother Title\n\nMore text. And more.\n"
+    first = "First sentence here, on memory kernels. Second sentence."
+    second = "More text on working memory. And more of it, at length."
+    page = f"A Short Title\n\n{first}\n\nAnother Title\n\n{second}\n"
     result = load([write(tmp_path / "mine.md", page)])
-    assert [(p.title, p.abstract) for p in result.papers] == [
-        ("A Short Title", "First sentence here. Second sentence."), ("Another Title", "More text. And more.")]
+    assert [(p.title, p.abstract) for p in result.papers] == [("A Short Title", first), ("Another Title", second)]
 
 
 def test_extensionless_json_lines_are_sniffed(tmp_path: Path) -> None:
-    path = write(tmp_path / "export", json.dumps({"title": "T", "abstract": "A."}) + "\n")
+    path = write(tmp_path / "export", json.dumps({"title": "T", "abstract": FINE}) + "\n")
     assert [p.title for p in load([path]).papers] == ["T"]
 
 
 def test_jsonl_keeps_date_and_authors(tmp_path):
     f = tmp_path / "p.jsonl"
-    f.write_text('{"title": "T", "abstract": "An abstract.", "date": "2024-05-01", "authors": ["a", "b"]}\n'
-                 '{"title": "U", "abstract": "Another one.", "date": "last spring", "authors": 3}\n')
+    f.write_text(f'{{"title": "T", "abstract": "{FINE}", "date": "2024-05-01", "authors": ["a", "b"]}}\n'
+                 f'{{"title": "U", "abstract": "{FINE} Again.", "date": "last spring", "authors": 3}}\n')
     first, second = load([f]).papers
     assert (first.date, first.authors) == ("2024-05-01", 2)
     assert (second.date, second.authors) == (None, 3)
+
+
+# --- junk guard and identity ----------------------------------------------------------------------
+def test_header_rows_stubs_and_full_texts_are_rejected_with_the_reason(tmp_path: Path) -> None:
+    # Two exports joined with `cat` repeat the header mid-file; a stub and a full text are not abstracts.
+    rows = f"Title,Abstract\nKept,{FINE}\nTitle,Abstract\nStub,No abstract available.\nBook,{'Word ' * 5000}\n"
+    path = write(tmp_path / "joined.csv", rows)
+    tags = write(tmp_path / "tags.jsonl", json.dumps({"title": "PT AU TI SO AB PY DI UT", "abstract": FINE}))
+    result = load([path, tags])
+    assert [p.title for p in result.papers] == ["Kept"]
+    assert [(r.location, r.reason.split(" (")[0]) for r in result.rejected] == [
+        ("line 3", "looks like a header row, not a paper"), ("line 4", "abstract too short"),
+        ("line 5", "abstract too long"), ("line 1", "looks like a header row, not a paper")]
+    assert "24,999 characters, at most 20,000" in result.rejected[2].reason
+
+
+def test_one_paper_from_two_exports_merges_by_doi_or_arxiv_id_keeping_the_richer_metadata(tmp_path: Path) -> None:
+    title = "Attention Is All You Need"
+    zotero = {"title": title, "abstract": "The dominant sequence transduction models are based on complex "
+              "recurrent or convolutional neural networks.", "DOI": "10.48550/arXiv.1706.03762",
+              "author": [{"family": "Vaswani", "given": "Ashish"}], "container-title": "NeurIPS"}
+    arxiv = {"title": title + ".", "abstract": "The dominant sequence transduction models are based on complex "
+             "recurrent or convolutional neural networks in an encoder-decoder configuration.",
+             "doi": "https://doi.org/10.48550/ARXIV.1706.03762", "authors": ["Ashish Vaswani", "Noam Shazeer"]}
+    # A book's DOI copied onto one of its chapters: a shared DOI with another title is not the same paper.
+    chapter = {"title": "Memory kernels in protein folding", "abstract": FINE, "DOI": "10.48550/arXiv.1706.03762"}
+    write(tmp_path / "1-zotero.json", json.dumps([zotero]))
+    write(tmp_path / "2-arxiv.jsonl", json.dumps(arxiv) + "\n" + json.dumps(chapter) + "\n")
+    result = load([tmp_path])
+    assert [p.title for p in result.papers] == [title, chapter["title"]] and result.duplicates == 1
+    paper = result.papers[0]
+    assert paper.abstract == arxiv["abstract"]                       # the longer abstract
+    assert paper.meta["authors"] == ["Ashish Vaswani", "Noam Shazeer"]  # the longer author list
+    assert (paper.meta["venue"], paper.meta["doi"]) == ("NeurIPS", "10.48550/arxiv.1706.03762")

@@ -4,10 +4,12 @@ Nothing is silently dropped: every block or record that cannot be turned into a
 paper is returned as a `Rejected` with its file, location and reason.
 
 One parser a format, beside this module: `pages` (the seed text pages), `records` (JSON lines, JSON
-documents such as CSL-JSON and API responses, CSV/TSV, BEIR), `bibtex` (bibtexparser) and `ris` (rispy).
+documents such as CSL-JSON and API responses, CSV/TSV, BEIR), `bibtex` (bibtexparser), `ris` (rispy),
+`pubmed` (MEDLINE, efetch XML), `wos` (Web of Science) and `zotero` (Zotero's own database).
 The format is chosen by suffix and, where that leaves it open, by content (`_sniff`). What the parsers
 yield, `_Rec` and `Rejected`, is in `parsed`, which imports none of them, so there is no import cycle;
-`Rejected` and `split_title` are re-exported here, the package's one entry point for sources.
+`Rejected`, `split_title` and the identity helpers
+(`identifiers`, `same_work`, `merge_meta`) are re-exported here, the package's one entry point for sources.
 """
 from __future__ import annotations
 
@@ -19,13 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.sources import bibtex, pubmed, ris, wos
+from rag.sources import bibtex, pubmed, ris, wos, zotero
 from rag.sources.pages import _parse_page, split_title
-from rag.sources.parsed import Rejected, _digest, _norm, _not_utf8, _Rec
+from rag.sources.parsed import Rejected, _digest, _norm, _not_utf8, _Rec, identifiers, junk, merge_meta, same_work
 from rag.sources.records import _csv_rows, _json_document, _json_rows, _records
 
-__all__ = ["DEFAULT_MAX_BYTES", "FILE_TYPES", "LoadResult", "Paper", "Rejected", "content_id", "load", "split_title",
-           "walk"]
+__all__ = ["DEFAULT_MAX_BYTES", "FILE_TYPES", "LoadResult", "Paper", "Rejected", "content_id", "identifiers", "load",
+           "merge_meta", "same_work", "split_title", "walk"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class LoadResult:
 DEFAULT_MAX_BYTES = 200 * 2**20   # for text pages, which are read whole; JSONL and CSV stream
 _KINDS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "page",
           ".md": "page", "": "page", ".bib": "bibtex", ".bibtex": "bibtex", ".ris": "ris", ".nbib": "medline",
-          ".xml": "pubmed-xml"}
+          ".xml": "pubmed-xml", ".sqlite": "zotero"}
 FILE_TYPES = [suffix for suffix in _KINDS if suffix]  # what a file chooser offers
 # Formats read whole, as text, by one parser each: (source name, text) -> records and rejects.
 _TEXT_PARSERS = {"page": _parse_page, "bibtex": bibtex.parse, "ris": ris.parse, "medline": pubmed.parse_medline,
@@ -62,6 +64,7 @@ _RIS_TAG = re.compile(rb"^TY  - ", re.MULTILINE)
 _MEDLINE_TAG = re.compile(rb"^PMID- ", re.MULTILINE)
 _WOS_PLAIN = re.compile(rb"FN [^\n]*Web of Science")
 _WOS_TAB = re.compile(rb"PT\t[^\n]*\tAB\t")
+_SQLITE = b"SQLite format 3\x00"
 
 
 def content_id(abstract: str) -> str:
@@ -83,7 +86,7 @@ def _parse_file(path: Path, max_bytes: int) -> Iterator[_Rec | Rejected]:
     whole = kind in _TEXT_PARSERS or kind == "document"
     reason = next((why for bad, why in [
         (not first and size <= len(head), "empty file"),
-        (b"\0" in head, "binary file"),
+        (b"\0" in head and kind != "zotero", "binary file"),
         (kind is None, f"unsupported file type {path.suffix!r} (expected {', '.join(FILE_TYPES)})"),
         (path.name == "queries.jsonl" and path.with_name("corpus.jsonl").exists(),
          "BEIR queries, not abstracts (the corpus is corpus.jsonl)"),
@@ -93,6 +96,8 @@ def _parse_file(path: Path, max_bytes: int) -> Iterator[_Rec | Rejected]:
         yield Rejected(src, "file", reason)
     elif kind == "json":
         yield from _records(src, _json_rows(path))
+    elif kind == "zotero":   # a database, read by its path: not text, and no size limit
+        yield from zotero.parse(src, path)
     elif kind == "document":
         yield from _records(src, _json_document(path))
     elif kind in ("csv", "tsv"):
@@ -110,6 +115,8 @@ def _parse_file(path: Path, max_bytes: int) -> Iterator[_Rec | Rejected]:
 def _sniff(kind: str | None, path: Path, head: bytes, first: bytes) -> str | None:
     """The format by content where the suffix leaves it open: a `.txt` export may be BibTeX or RIS,
     and a `.json` file JSON lines, an array (CSL-JSON) or one pretty-printed object (an API response)."""
+    if head.startswith(_SQLITE) and not path.suffix:
+        return "zotero"   # only by name or without a suffix: `zotero.sqlite.bak` holds deleted items
     if kind == "page":
         if _WOS_PLAIN.match(head):
             return "wos"
@@ -127,11 +134,20 @@ def _sniff(kind: str | None, path: Path, head: bytes, first: bytes) -> str | Non
         if first == b"[":
             return "document"
         line = head.lstrip(b" \t\r\n").split(b"\n", 1)[0]
+        if len(line) == len(head.lstrip(b" \t\r\n")):   # an OpenAlex work line runs to 30 KB
+            line = _first_line(path)
         try:
             json.loads(line)
         except ValueError:  # the first line is not a whole object: one document over many lines
             return "document" if first == b"{" else kind
     return kind
+
+
+def _first_line(path: Path, limit: int = 2**24) -> bytes:
+    with path.open("rb") as fh:
+        while (line := fh.readline(limit)) and not line.strip():
+            pass
+    return line.removeprefix(b"\xef\xbb\xbf").strip()
 
 
 def walk(roots: list[Path]) -> Iterator[Path]:
@@ -142,7 +158,9 @@ def walk(roots: list[Path]) -> Iterator[Path]:
         if root.is_dir():
             files = []
             for top, dirs, names in os.walk(root):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                # A Zotero data folder: the library is zotero.sqlite; storage/ holds its PDFs and snapshots.
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                                 and not (d == "storage" and "zotero.sqlite" in names))
                 files += [Path(top, n) for n in sorted(names) if not n.startswith(".")]
         for f in files:
             if f.resolve() not in seen:
@@ -169,11 +187,7 @@ def _merge(old: _Rec, new: _Rec) -> None:
         old.abstract = max(old.abstract, new.abstract, key=len)
     old.authors = old.authors if old.authors is not None else new.authors
     old.date, old.own_id = old.date or new.date, old.own_id or new.own_id
-    for key, value in new.meta.items():  # the richer record fills what the first lacked
-        if key == "ids":
-            old.meta["ids"] = {**value, **old.meta.get("ids", {})}
-        else:
-            old.meta.setdefault(key, value)
+    old.meta = merge_meta(old.meta, new.meta)
 
 
 @dataclass
@@ -181,14 +195,20 @@ class _Papers:
     recs: list[_Rec] = field(default_factory=list)
     by_key: dict[bytes, int] = field(default_factory=dict)   # content digests of every record merged in
     by_id: dict[str, int] = field(default_factory=dict)
+    by_ident: dict[str, int] = field(default_factory=dict)   # DOI, arXiv id, PMID
     duplicates: int = 0
 
     def add(self, rec: _Rec) -> Rejected | None:
-        keys = _keys(rec)
+        if why := junk(rec.title, rec.abstract):
+            return Rejected(rec.source, rec.where, why)
+        keys, idents = _keys(rec), identifiers(rec.meta)
         hit = self.by_id.get(rec.own_id) if rec.own_id else None
         if hit is not None and not set(keys) & set(_keys(other := self.recs[hit])):
             return Rejected(rec.source, rec.where, f"id {rec.own_id!r} already names another paper "
                                                    f"({other.source}, {other.where})")
+        if hit is None:  # one paper from Zotero and from the arXiv snapshot, whatever their text
+            hit = next((h for k in idents if (h := self.by_ident.get(k)) is not None
+                        and same_work(rec.title, self.recs[h].title)), None)
         if hit is None:
             hit = min((self.by_key[k] for k in keys if k in self.by_key), default=None)
             # Records with ids of their own are distinct documents to their source (BEIR qrels cite each).
@@ -205,6 +225,8 @@ class _Papers:
             self.by_key.setdefault(k, hit)
         if own_id := self.recs[hit].own_id:
             self.by_id.setdefault(own_id, hit)
+        for k in identifiers(self.recs[hit].meta):
+            self.by_ident.setdefault(k, hit)
         return None
 
 

@@ -10,6 +10,7 @@ from rag.answer import Answer, Source
 
 CiteFormat = Literal["bibtex", "ris", "csl-json"]
 CITE_FORMATS: tuple[str, ...] = get_args(CiteFormat)
+CITE_SUFFIXES = {"bibtex": ".bib", "ris": ".ris", "csl-json": ".json"}  # what a reference manager opens
 
 
 def cited_sources(answer: Answer) -> list[Source]:

@@ -46,7 +46,7 @@ Progress = Callable[[int, int], None]  # (chunks embedded so far, total chunks t
 
 def _write(settings: Settings) -> contextlib.AbstractContextManager:
     """The data dir's exclusive lock, for one short write: searches wait for it, never for embedding."""
-    return locked(settings.data_dir, exclusive=True, wait=WRITE_WAIT)
+    return locked(settings, exclusive=True, wait=WRITE_WAIT)
 
 
 @dataclass
@@ -152,7 +152,7 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
         detail = f" (rejected {reasons}{more})" if loaded.rejected else ""
         raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
 
-    with writing(settings.data_dir, wait, on_wait), _full_disk_stops(settings):
+    with writing(settings, wait, on_wait), _full_disk_stops(settings):
         if rebuild:
             _rebuild(loaded, settings, embedder, report, progress)
         else:
@@ -302,7 +302,7 @@ def remove(targets: list[str], settings: Settings) -> RemoveReport:
     if not (live_root(settings) / "catalog.sqlite").is_file():
         raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); nothing to remove")
     report = RemoveReport()
-    with writing(settings.data_dir), _full_disk_stops(settings):
+    with writing(settings), _full_disk_stops(settings):
         index = Index(settings)
         try:
             known = index.catalog.hashes()
@@ -365,7 +365,7 @@ def doctor(settings: Settings) -> DoctorReport:
         raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
                            "run `rag ingest` first")
     report = DoctorReport()
-    with writing(settings.data_dir), _write(settings):
+    with writing(settings), _write(settings):
         if dead := drop_leftovers(settings):
             report.repaired.append(f"deleted {len(dead)} index generations left by an interrupted rebuild")
         index = Index(settings)

@@ -41,6 +41,11 @@ class Filters:
     author: str | None = None
     venue: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise QueryError(f"since {self.since} is after until {self.until}, so no paper can match; swap them "
+                             "or drop one")
+
     def __bool__(self) -> bool:
         return any(v is not None for v in (self.since, self.until, self.author, self.venue))
 
@@ -97,7 +102,7 @@ class Retriever:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        with locked(settings.data_dir, exclusive=False, wait=settings.lock_wait):
+        with locked(settings, exclusive=False, wait=settings.lock_wait):
             self._open()
         # Loaded once, by the model check that opening the index makes: a reopen checks the same model.
         self.embedder = self.index.embedder
@@ -132,7 +137,7 @@ class Retriever:
 
     def doc_freqs(self, terms: list[str]) -> tuple[int, dict[str, int]]:
         """(papers, papers holding each term), read under the same lock and mutex as a search."""
-        with self._mutex, locked(self.settings.data_dir, exclusive=False, wait=self.settings.lock_wait):
+        with self._mutex, locked(self.settings, exclusive=False, wait=self.settings.lock_wait):
             self._refresh_if_changed()
             return self.index.bm25.doc_freqs(terms)
 
@@ -167,7 +172,7 @@ class Retriever:
         bm25_ids: list[str] = []
         # Embedded before the lock: it needs only the model, and an ingest's writes wait for the lock.
         vector = self.embed_query(query) if mode in ("dense", "hybrid") else None
-        with self._mutex, locked(self.settings.data_dir, exclusive=False, wait=self.settings.lock_wait):
+        with self._mutex, locked(self.settings, exclusive=False, wait=self.settings.lock_wait):
             self._refresh_if_changed()
             if vector is not None:
                 dense_ids, dense, best_chunk = self._dense(vector, depth)

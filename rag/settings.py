@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # A collection lives in <data dir>/<name>, beside these, which it must never be.
-RESERVED_NAMES = {"chroma", "models", "lock", "gate", "ingest.lock", "uploads"}
+RESERVED_NAMES = {"chroma", "models", "locks", "lock", "gate", "ingest.lock", "uploads"}
 # `rag ingest --rebuild` builds "<name>-rebuild<N>" beside the live index, then points
 # "<name>.live" at it in one atomic rename.
 STAGING_SUFFIX = "-rebuild"

@@ -3,8 +3,8 @@ manifest of what built them, and the locks that keep writers and readers apart.
 
 Layout under the data dir:
     chroma/                          Chroma PersistentClient (unused with a Chroma server)
-    lock, gate                       flock: each write holds them exclusively, searches shared
-    ingest.lock                      flock: one ingest (or doctor) at a time
+    locks/<collection>.lock, .gate   flock: each write holds them exclusively, searches shared
+    locks/<collection>.ingest        flock: one ingest (or doctor) of that collection at a time
     <collection>.live                names the live generation; absent: <collection> itself
     <generation>/catalog.sqlite      papers, ingested files, manifest (model, chunking)
     <generation>/bm25/               bm25s index over title + abstract, ids in bm25/ids.json
@@ -115,28 +115,35 @@ def unusable(data_dir: Path, error: OSError) -> ConfigError:
     return ConfigError(f"cannot use data dir {data_dir}: {error.strerror}")
 
 
-@contextlib.contextmanager
-def locked(data_dir: Path, exclusive: bool, wait: float = 10.0) -> Iterator[None]:
-    """Short writes exclude everyone; readers share. Two processes opening one persistent Chroma
-    folder while one writes is unsafe upstream, so no search runs during a write. An ingest holds
-    this only for each write (a batch of vectors and its catalog commit, the BM25 swap), never
-    while it embeds, so searches go on between its writes.
+def _lock_file(settings: Settings, kind: str) -> Path:
+    """`<data dir>/locks/<collection>.<kind>` (collection names are checked: letters, digits, `.`, `_`, `-`)."""
+    return settings.data_dir / "locks" / f"{settings.collection}.{kind}"
 
-    A writer first takes `gate`, which new readers pass through: once a writer waits, readers
+
+@contextlib.contextmanager
+def locked(settings: Settings, exclusive: bool, wait: float = 10.0) -> Iterator[None]:
+    """Short writes to a collection exclude its readers; readers share. Two processes opening one
+    persistent Chroma folder while one writes to the same collection is unsafe upstream, so no
+    search of it runs during a write. The locks are per collection: an ingest into one never
+    holds up searches of another. An ingest holds this only for each write (a batch of vectors and
+    its catalog commit, the BM25 swap), never while it embeds, so searches go on between its writes.
+
+    A writer first takes the gate, which new readers pass through: once a writer waits, readers
     that arrive after it queue behind it instead of starving it."""
+    data_dir = settings.data_dir
     if not exclusive and not data_dir.is_dir():  # a reader has nothing to read: leave no dir behind
         raise IndexMissing(f"no index in {data_dir}; run `rag ingest` first")
     deadline = time.monotonic() + wait
     what = "another process is writing to" if exclusive else "an ingest is writing to"
-    busy = f"{what} the index in {data_dir}; try again when it finishes"
+    busy = f"{what} the index in {data_dir} (collection {settings.collection!r}); try again when it finishes"
     fds: list[int] = []
     try:
         try:
             if exclusive:
-                data_dir.mkdir(parents=True, exist_ok=True)
-            gate = _open_lock(data_dir / "gate", create=exclusive)
+                (data_dir / "locks").mkdir(parents=True, exist_ok=True)
+            gate = _open_lock(_lock_file(settings, "gate"), create=exclusive)
             fds += [gate] if gate is not None else []
-            lock = _open_lock(data_dir / "lock", create=exclusive)
+            lock = _open_lock(_lock_file(settings, "lock"), create=exclusive)
             fds += [lock] if lock is not None else []
         except OSError as e:
             raise unusable(data_dir, e) from None
@@ -153,17 +160,18 @@ def locked(data_dir: Path, exclusive: bool, wait: float = 10.0) -> Iterator[None
 
 
 @contextlib.contextmanager
-def writing(data_dir: Path, wait: float = 10.0, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """One ingest (or `rag doctor`) at a time per data dir, held for its whole run. Readers never
+def writing(settings: Settings, wait: float = 10.0, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """One ingest (or `rag doctor`) of a collection at a time, held for its whole run. Readers never
     take it: they wait only for `locked(exclusive=True)`, which a writer holds for each short write."""
+    data_dir = settings.data_dir
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(data_dir / "ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        (data_dir / "locks").mkdir(parents=True, exist_ok=True)
+        fd = os.open(_lock_file(settings, "ingest"), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise unusable(data_dir, e) from None
     try:
-        _flock(fd, fcntl.LOCK_EX, time.monotonic() + wait,
-               f"another ingest is writing to the index in {data_dir}; try again when it finishes", on_wait)
+        _flock(fd, fcntl.LOCK_EX, time.monotonic() + wait, f"another ingest is writing to the index in {data_dir} "
+               f"(collection {settings.collection!r}); try again when it finishes", on_wait)
         yield
     finally:
         os.close(fd)

@@ -1,19 +1,24 @@
 """The browser UI (`rag ui`): chat with cited answers, search, and adding abstracts.
 
-Thin widgets over `Asker.stream`, `Retriever.search` and `ingest`; nothing here retrieves or
-answers on its own. The HTML is built by small pure functions (`render_*`), tested without a
-browser. Citations `[n]` become links to `#src-n`, the anchor of source card n: the browser's
-own fragment navigation brings the card into view and CSS `:target` highlights it, so no
-JavaScript is needed.
+Thin widgets over `Asker.stream`, `Retriever.search`, `ingest` and `rag.cite`; nothing here
+retrieves or answers on its own. The filter fields become `rag.retrieval.Filters` and the Cite
+button `rag.cite.references(cited_sources(answer), format)`, as `rag search/ask --since/--until/
+--author/--venue` and `rag ask --cite` build them. The HTML is built by small pure functions
+(`render_*`), tested without a browser. Citations `[n]` become links to `#src-n`, the anchor of
+source card n: the browser's own fragment navigation brings the card into view and CSS `:target`
+highlights it, so no JavaScript is needed.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import html
 import json
 import os
+import re
 import shutil
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -26,10 +31,11 @@ from pydantic import SecretStr  # noqa: E402
 
 from rag.answer import Answer, Asker, Done, Retrieved, Source, Token  # noqa: E402
 from rag.citations import CITATION, expand, strip_citations  # noqa: E402
+from rag.cite import CITE_FORMATS, CITE_SUFFIXES, cited_sources, references  # noqa: E402
 from rag.decision import describe  # noqa: E402
-from rag.errors import ConfigError, IndexBusy, IndexMissing, RagError  # noqa: E402
+from rag.errors import ConfigError, IndexBusy, IndexMissing, QueryError, RagError  # noqa: E402
 from rag.llm.base import Message  # noqa: E402
-from rag.retrieval import Hit, Retriever  # noqa: E402
+from rag.retrieval import Filters, Hit, Retriever  # noqa: E402
 from rag.settings import BACKENDS, MODES, Settings, display_url, redact  # noqa: E402
 from rag.sources import FILE_TYPES  # noqa: E402
 from rag.text import reference_label, sentences, terms, title_questions  # noqa: E402
@@ -43,6 +49,8 @@ MAX_ASKERS = 8  # distinct backend configurations kept warm
 MAX_UPLOAD_LINES = 200_000
 MAX_LINE_BYTES = 1_000_000
 REJECTS_SHOWN = 20  # the page lists this many rejected records; the report file has all
+FILTERS_HINT = "Empty means no filter. Years are inclusive; author and venue match a part of the name."
+# The file a reference manager imports, by cite format (the formats themselves: rag.cite.CITE_FORMATS).
 
 CSS = """
 #sources { max-height: 700px; overflow-y: auto !important; }
@@ -82,6 +90,50 @@ def link_citations(escaped: str, weak: Iterable[int] = ()) -> str:
     return CITATION.sub(links, escaped)
 
 
+NO_MATCH = "No paper that matches the filters was found for this question"
+
+
+def parse_year(text: str | None, field: str) -> int | None:
+    """A year field: empty is no limit; anything but four digits is a QueryError that says so."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[1-9][0-9]{3}", text):
+        shown = text if len(text) <= 20 else text[:20] + "…"
+        raise QueryError(f'filter "{field}": "{shown}" is not a year; type four digits, such as 2021, '
+                         "or leave it empty for no limit")
+    return int(text)
+
+
+def parse_filters(since: str | None, until: str | None, author: str | None, venue: str | None) -> Filters | None:
+    """The filter fields as `rag.retrieval.Filters`, None when all are empty (as the CLI builds them)."""
+    start, end = parse_year(since, "since"), parse_year(until, "until")
+    return Filters(start, end, (author or "").strip() or None, (venue or "").strip() or None) or None
+
+
+def describe_filters(filters: Filters) -> str:
+    """'since 2020, until 2024, author contains "Hu", venue contains "ICLR"' (not escaped)."""
+    return ", ".join(x for x in (f"since {filters.since}" if filters.since else "",
+                                 f"until {filters.until}" if filters.until else "",
+                                 f'author contains "{filters.author}"' if filters.author else "",
+                                 f'venue contains "{filters.venue}"' if filters.venue else "") if x)
+
+
+def _filter_line(filters: Filters | None) -> str:
+    return f'<p class="rag-note filtered">Filters: {_esc(describe_filters(filters))}</p>' if filters else ""
+
+
+def filters_summary(since: str, until: str, author: str, venue: str) -> tuple:
+    """As the fields are typed: the accordion's label (what is on, seen while it is closed) and the
+    note inside it (the hint, or why a year is not one)."""
+    try:
+        filters = parse_filters(since, until, author, venue)
+    except QueryError as e:
+        return gr.update(label="Filters (fix the error below)"), render_error(str(e))
+    label = f"Filters: {describe_filters(filters)}" if filters else "Filters"
+    return gr.update(label=label), f'<p class="rag-note">{FILTERS_HINT}</p>'
+
+
 def render_streaming(text: str) -> str:
     return link_citations(_esc(text)) + " ▍"
 
@@ -111,18 +163,25 @@ def mark_unsupported(text: str, citations: list[dict]) -> str:
     return "".join(pieces)
 
 
-def render_answer(answer: Answer, refusal: str) -> str:
+def render_answer(answer: Answer, refusal: str, filters: Filters | None = None) -> str:
     """The final chat message: refusal, error, or the checked answer with its warnings. `refusal`
-    is the wording of the prompts in use (`Asker.refusal`), so an override is shown alone."""
+    is the wording of the prompts in use (`Asker.refusal`), so an override is shown alone. With
+    `filters`, the message says what they kept out; when they kept out everything, it says that
+    rather than that the collection does not cover the question."""
+    filtered = (f'\n\n<span class="rag-note">Filters: {_esc(describe_filters(filters))} (only papers that match '
+                "them were searched).</span>" if filters else "")
     if answer.error:
         partial = mark_unsupported(answer.answer, answer.citations) + "\n\n" if answer.answer else ""
         return (f'{partial}<span class="rag-error">⚠ Error: {_esc(answer.error)}</span>\n\n'
                 f'<span class="rag-note">The sources found are listed beside the chat.</span>')
+    if answer.refused and filters and not answer.sources:
+        return (f"**{_esc(NO_MATCH)} ({_esc(describe_filters(filters))}).**\n\n<span class=\"rag-note\">"
+                "Widen or clear them under Filters and ask again.</span>")
     if answer.refused:
         said = answer.answer.strip()
         extra = f" {_esc(said)}" if said and said != refusal else ""
         return (f"**{_esc(refusal)}**{extra}\n\n<span class=\"rag-note\">The nearest papers are listed beside "
-                "the chat; none of them answers the question.</span>")
+                "the chat; none of them answers the question.</span>" + filtered)
     body = mark_unsupported(answer.answer, answer.citations)
     notes = []
     notes.append(describe(answer.decision, answer.evidence, answer.missing))
@@ -138,7 +197,7 @@ def render_answer(answer: Answer, refusal: str) -> str:
         numbers = ", ".join(str(n) for n in answer.removed_citations)
         notes.append(f"⚠ Removed citation{'s' if len(answer.removed_citations) > 1 else ''} {numbers}: "
                      "no such source was retrieved.")
-    return body + "".join(f'\n\n<span class="rag-note unsupported">{_esc(n)}</span>' for n in notes)
+    return body + "".join(f'\n\n<span class="rag-note unsupported">{_esc(n)}</span>' for n in notes) + filtered
 
 
 def supporting_sentences(abstract_sentences: list[str], claims: list[str]) -> set[int]:
@@ -189,24 +248,29 @@ def render_source(source: Source, claims: list[str]) -> str:
                  snippet or _plain_snippet(source.passage, source.abstract), abstract)
 
 
-def render_sources(sources: list[Source], citations: list[dict] | None = None, refused: bool = False) -> str:
+def render_sources(sources: list[Source], citations: list[dict] | None = None, refused: bool = False,
+                   filters: Filters | None = None) -> str:
     if not sources:
+        if filters:
+            return f'<p class="rag-note">{_esc(NO_MATCH)} ({_esc(describe_filters(filters))}).</p>'
         return '<p class="rag-note">Sources appear here when you ask a question.</p>'
     claims: dict[int, list[str]] = {}
     for verdict in citations or []:
         for n in verdict["cited"]:
             claims.setdefault(n, []).append(verdict["sentence"])
     head = ("Nearest papers (none of them answers the question)" if refused else "Sources")
-    return f"<h3>{head}</h3>" + "".join(render_source(s, claims.get(s.n, [])) for s in sources)
+    return (f"<h3>{head}</h3>" + _filter_line(filters)
+            + "".join(render_source(s, claims.get(s.n, [])) for s in sources))
 
 
-def render_hits(hits: list[Hit], mode: str) -> str:
+def render_hits(hits: list[Hit], mode: str, filters: Filters | None = None) -> str:
     if not hits:
-        return '<p class="rag-note">No matching papers.</p>'
+        return (f'<p class="rag-note">{_esc(NO_MATCH)} ({_esc(describe_filters(filters))}).</p>' if filters
+                else '<p class="rag-note">No matching papers.</p>')
     cards = [_card(f"hit-{h.rank}", f"{h.rank}.", _esc(h.title),
                    " · ".join(x for x in (reference_html(h.meta, h.date), f"score {h.score:.4f}", mode) if x),
                    _plain_snippet(h.passage, h.abstract), _esc(h.abstract)) for h in hits]
-    return f'<div class="hits">{"".join(cards)}</div>'
+    return f'{_filter_line(filters)}<div class="hits">{"".join(cards)}</div>'
 
 
 def render_report(report, name: str, saved_as: str | None = None) -> str:
@@ -260,6 +324,15 @@ def save_report(report, name: str, data_dir: Path) -> str:
 
 def render_error(message: str) -> str:
     return f'<p class="rag-error">⚠ {_esc(message)}</p>'
+
+
+def no_references() -> tuple:
+    """The Cite outputs emptied: a new question or a new chat makes the references shown stale."""
+    return "", gr.update(value=None, visible=False), gr.update(value=None, visible=False)
+
+
+def _note(message: str) -> str:
+    return f'<p class="rag-note">{_esc(message)}</p>'
 
 
 def error_text(error: RagError) -> str:
@@ -318,6 +391,7 @@ class App:
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
         self._askers: OrderedDict[tuple, Asker] = OrderedDict()
+        self._cite_dir: Path | None = None
 
     def retriever(self) -> Retriever:
         """Opened once, on first use (IndexMissing until something is indexed); it notices ingests."""
@@ -367,51 +441,97 @@ class App:
 
     # --- event handlers -------------------------------------------------------------------------
     def chat(self, question: str, turns: list, backend: str, model: str, base_url: str, host: str,
-             api_key: str, top_k: float):
-        """Stream one answer. `turns` (per-tab gr.State): (question, answer for history, shown)."""
+             api_key: str, top_k: float, since: str = "", until: str = "", author: str = "", venue: str = ""):
+        """Stream one answer. `turns` (per-tab gr.State): (question, answer for history, shown).
+        Yields the chat, the sources, the turns, the question box and the last Answer (for Cite:
+        None from the moment a question is asked until its answer is done)."""
         question = (question or "").strip()
         if not question:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         history = [m for q, a, _ in turns if a for m in (Message("user", q), Message("assistant", a))]
         sources_html = gr.skip()
 
-        def show(message: str, done: list | None = None):
+        def show(message: str, done: list | None = None, box: str = "", answer: Answer | dict | None = None):
             shown = [*turns, (question, "", message)] if done is None else done
             chat = [{"role": r, "content": c} for q, _, m in shown for r, c in (("user", _esc(q)), ("assistant", m))]
-            return chat, sources_html, shown, ""
+            return chat, sources_html, shown, box, answer
 
+        try:
+            filters = parse_filters(since, until, author, venue)
+        except QueryError as e:  # nothing asked: the question stays in its box, the last answer stays citable
+            yield show(f'<span class="rag-error">⚠ {_esc(str(e))}</span>', box=question, answer=gr.skip())
+            return
         yield show("_Searching the collection…_ ▍")
         try:
             settings = self.request_settings(backend, model, base_url, host, api_key, top_k)
             text = ""
             asker = self.asker(settings)
-            for event in asker.stream(question, history=history, k=settings.top_k):
+            for event in asker.stream(question, history=history, k=settings.top_k, filters=filters):
                 if isinstance(event, Retrieved):
-                    sources_html = render_sources(event.sources, refused=event.refused)
+                    sources_html = render_sources(event.sources, refused=event.refused, filters=filters)
                     yield show(f"_Found {len(event.sources)} papers; answering…_ ▍")
                 elif isinstance(event, Token):
                     text += event.text
                     yield show(render_streaming(text))
                 elif isinstance(event, Done):
                     answer = event.answer
-                    sources_html = render_sources(answer.sources, answer.citations, answer.refused)
+                    sources_html = render_sources(answer.sources, answer.citations, answer.refused, filters)
                     kept = "" if answer.error else answer.answer
-                    yield show("", [*turns, (question, kept, render_answer(answer, asker.refusal))])
+                    yield show("", [*turns, (question, kept, render_answer(answer, asker.refusal, filters))],
+                               answer=answer)
         except RagError as e:
             typed = {api_key.strip()} if (api_key or "").strip() else set()
             message = redact(error_text(e), self.settings.secrets() | typed)
             yield show(f'<span class="rag-error">⚠ {_esc(message)}</span>'
                        if not isinstance(e, IndexMissing) else message)
 
-    def search(self, query: str, mode: str, k: float) -> str:
+    def search(self, query: str, mode: str, k: float, since: str = "", until: str = "", author: str = "",
+               venue: str = "") -> str:
         if not (query or "").strip():
             return '<p class="rag-note">Type a query.</p>'
         try:
+            filters = parse_filters(since, until, author, venue)
             mode = mode if mode in MODES else self.settings.mode
-            return render_hits(self.retriever().search(query, k=max(1, min(int(k or 10), 50)), mode=mode), mode)
+            hits = self.retriever().search(query, k=max(1, min(int(k or 10), 50)), mode=mode, filters=filters)
+            return render_hits(hits, mode, filters)
         except RagError as e:
             return render_error(error_text(e)) if not isinstance(e, IndexMissing) else f"<p>{EMPTY_HINT}</p>"
+
+    def cite(self, answer: Answer | None, fmt: str) -> tuple:
+        """The papers the last answer cites as references, built as `rag ask --cite FORMAT` builds
+        them: a note, the text for the code box and a file to download (both hidden when none)."""
+        hidden = gr.update(value=None, visible=False)
+        if fmt not in CITE_FORMATS:
+            return render_error(f"choose a format: {', '.join(CITE_FORMATS)}"), hidden, hidden
+        if answer is None:
+            return _note("No answer to cite yet: ask a question first."), hidden, hidden
+        cited = cited_sources(answer)
+        if not cited:
+            why = ("the answer was a refusal, so it cites no paper" if answer.refused
+                   else "the answer cites none of the sources")
+            return _note(f"Nothing to cite: {why}."), hidden, hidden
+        text = references(cited, fmt)
+        path = self._reference_file(text, fmt)
+        many = "s" if len(cited) > 1 else ""
+        return (_note(f"{len(cited)} cited paper{many} as {fmt}: copy from the box, or download {path.name}."),
+                gr.update(value=text, visible=True, label=f"References ({fmt})"),
+                gr.update(value=str(path), visible=True, label=f"Download {path.name}"))
+
+    def _reference_file(self, text: str, fmt: str) -> Path:
+        """The references as a file with the suffix reference managers expect, in a folder of this
+        app's own under the system temp dir (where Gradio serves files from); one file per content."""
+        with self._lock:
+            if self._cite_dir is None:
+                self._cite_dir = Path(tempfile.mkdtemp(prefix="rag-cite-"))
+        folder = self._cite_dir / hashlib.sha256(f"{fmt}\n{text}".encode()).hexdigest()[:16]
+        folder.mkdir(exist_ok=True)
+        path = folder / f"references{CITE_SUFFIXES.get(fmt, '.txt')}"
+        if not path.exists():  # written whole, then renamed: a click at the same moment never gets half
+            partial = folder / f".{threading.get_ident()}.part"
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(path)
+        return path
 
     def add(self, path: str | None, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
         if not path:
@@ -480,6 +600,15 @@ def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False, uplo
                     "click a citation to see its source.")
         status = gr.Markdown(EMPTY_HINT, elem_id="status")
         turns = gr.State([])
+        answered = gr.State(None)  # the last Answer in this tab, for Cite
+        with gr.Accordion("Filters", open=False, elem_id="filters") as filters_box:
+            with gr.Row():
+                since = gr.Textbox(label="Since year", placeholder="e.g. 2020", elem_id="since", max_lines=1)
+                until = gr.Textbox(label="Until year", placeholder="e.g. 2024", elem_id="until", max_lines=1)
+                author = gr.Textbox(label="Author", placeholder="part of a name", elem_id="author", max_lines=1)
+                venue = gr.Textbox(label="Venue", placeholder="part of a journal or conference",
+                                   elem_id="venue", max_lines=1)
+            filters_note = gr.HTML(f'<p class="rag-note">{FILTERS_HINT}</p>', elem_id="filters-note")
         with gr.Tab("Chat", id="chat"):
             with gr.Row():
                 with gr.Column(scale=3):
@@ -492,6 +621,15 @@ def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False, uplo
                     with gr.Row():
                         examples = [gr.Button(visible=False, size="sm", elem_classes="example") for _ in range(3)]
                     new_chat = gr.Button("New chat", size="sm", elem_id="new-chat")
+                    with gr.Row(equal_height=True):
+                        cite_format = gr.Radio(list(CITE_FORMATS), value=CITE_FORMATS[0], scale=4,
+                                               label="Cite the papers the answer cites, as", elem_id="cite-format")
+                        cite = gr.Button("Cite", size="sm", scale=1, elem_id="cite")
+                    cite_note = gr.HTML(elem_id="cite-note")
+                    # Copy only: the code box's own download would save "file.txt"; the button names the file.
+                    cited_refs = gr.Code(visible=False, buttons=["copy"], lines=4, max_lines=20, wrap_lines=True,
+                                         show_line_numbers=False, elem_id="references")
+                    cite_file = gr.DownloadButton(visible=False, size="sm", elem_id="cite-download")
                 with gr.Column(scale=2):
                     sources = gr.HTML(render_sources([]), elem_id="sources")
             with gr.Accordion("Settings (this tab only)", open=False):
@@ -534,15 +672,23 @@ def build(settings: Settings, concurrency: int = 2, lock_llm: bool = False, uplo
                     elem_classes="rag-note")
 
         config = [backend, model, base_url, host, api_key, top_k]
-        chat_out = [chatbot, sources, turns, question]
-        answering = [trigger(app.chat, [source, turns, *config], chat_out, concurrency_id="answer",
-                             api_visibility="private")
-                     for trigger, source in [(ask.click, question), (question.submit, question),
-                                             *((b.click, b) for b in examples)]]
+        filter_fields = [since, until, author, venue]
+        chat_out = [chatbot, sources, turns, question, answered]
+        cite_out = [cite_note, cited_refs, cite_file]
+        asking = [(ask.click, question), (question.submit, question), *((b.click, b) for b in examples)]
+        answering = [trigger(app.chat, [source, turns, *config, *filter_fields], chat_out, concurrency_id="answer",
+                             api_visibility="private") for trigger, source in asking]
+        for trigger, _ in asking:  # the references shown belong to the answer before: take them away
+            trigger(no_references, None, cite_out, queue=False, api_visibility="private")
         for clear in (new_chat.click, chatbot.clear):  # the chatbot's own 🗑 button clears the history too
-            clear(lambda: ([], render_sources([]), [], ""), None, chat_out, cancels=answering, queue=False)
+            clear(lambda: ([], render_sources([]), [], "", None, *no_references()), None, [*chat_out, *cite_out],
+                  cancels=answering, queue=False)
+        cite.click(app.cite, [answered, cite_format], cite_out, queue=False, api_visibility="private")
+        for field in filter_fields:
+            field.change(filters_summary, filter_fields, [filters_box, filters_note], queue=False,
+                         show_progress="hidden", api_visibility="private")
         for trigger in (go.click, query.submit):
-            trigger(app.search, [query, mode, k], hits)
+            trigger(app.search, [query, mode, k, *filter_fields], hits)
         if uploads:
             add.click(app.add, upload, [report, upload, status, *examples], concurrency_limit=1,
                       api_visibility="private")

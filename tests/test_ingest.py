@@ -230,17 +230,21 @@ def test_interrupted_rebuild_leaves_the_old_index(tmp_path):
     assert Index(settings).vectors.count() == report.chunks_total
 
 
-def test_search_during_an_ingest_waits_then_says_busy(tmp_path):
+def test_search_during_a_write_to_its_collection_waits_then_says_busy_but_other_collections_answer(tmp_path):
     from rag.errors import IndexBusy
-    from rag.store import locked
+    from rag.store import locked, writing
 
     data = tmp_path / "d"
-    settings = Settings(data_dir=data)
+    settings, big = Settings(data_dir=data), Settings(data_dir=data, collection="big")
     ingest([write_jsonl(tmp_path / "a.jsonl", synthetic_papers(2))], settings)
-    with locked(data, exclusive=True):  # what `rag ingest` holds for each write
-        result = run_rag("search", "model", env={"RAG_DATA_DIR": str(data), "RAG_LOCK_WAIT": "1"}, timeout=60)
+    ingest([write_jsonl(tmp_path / "b.jsonl", synthetic_papers(2, seed=1))], big)
+    env = {"RAG_DATA_DIR": str(data), "RAG_LOCK_WAIT": "1"}
+    with writing(big), locked(big, exclusive=True):  # what `rag ingest` into `big` holds for each write
+        other = run_rag("search", "model", "--json", env=env, timeout=60)
+        result = run_rag("search", "model", env={**env, "RAG_COLLECTION": "big"}, timeout=60)
+    assert other.returncode == 0 and len(json.loads(other.stdout)["hits"]) == 2, other.stderr
     assert result.returncode == IndexBusy.exit_code
-    assert "ingest is writing" in result.stderr and "Traceback" not in result.stderr
+    assert "ingest is writing" in result.stderr and "'big'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_vectors_the_catalog_never_recorded_are_not_returned_and_are_cleaned_up(tmp_path):

@@ -162,7 +162,7 @@ def test_chat_turns_errors_into_a_message(monkeypatch, error, expected):
         raise error
 
     monkeypatch.setattr(app, "asker", fail)
-    *_, (chat, _, turns, box) = list(app.chat("a question", [], "extractive", "", "", "", "sk-typed", 5))
+    *_, (chat, _, turns, box, _) = list(app.chat("a question", [], "extractive", "", "", "", "sk-typed", 5))
     assert expected in html.unescape(chat[-1]["content"]) and "sk-typed" not in chat[-1]["content"]
     assert turns[-1][1] == ""  # a failed turn is not history for follow-ups
     assert box == ""
@@ -174,7 +174,7 @@ def test_chat_refusal_is_the_wording_of_the_prompts_in_use(fake_seed_dir, tmp_pa
 
     (tmp_path / "refusal.txt").write_text("Nothing in these papers answers that.")
     app = App(Settings(data_dir=fake_seed_dir, prompts_dir=tmp_path))
-    *_, (chat, _, _, _) = list(app.chat("What is the best recipe for sourdough bread?", [], "extractive",
+    *_, (chat, _, _, _, _) = list(app.chat("What is the best recipe for sourdough bread?", [], "extractive",
                                         "", "", "", "", 5))
     shown = chat[-1]["content"]
     assert "Nothing in these papers answers that." in shown
@@ -188,7 +188,7 @@ def test_empty_collection_shows_the_hint_everywhere():
     app = App(Settings())
     status, *buttons = app.status()
     assert status == EMPTY_HINT and all(b["visible"] is False for b in buttons)
-    *_, (chat, sources, _, _) = list(app.chat("What does LoRA-GA do?", [], "extractive", "", "", "", "", 5))
+    *_, (chat, sources, _, _, _) = list(app.chat("What does LoRA-GA do?", [], "extractive", "", "", "", "", 5))
     assert chat[-1]["content"] == EMPTY_HINT
     assert "Nothing is indexed yet" in app.search("LoRA", "hybrid", 5)
 
@@ -413,6 +413,47 @@ class TestBrowser:
         expect(cards.first).to_contain_text("bm25")
         shot(page, "search")
 
+    def test_filters_change_the_sources_and_cite_gives_the_cited_paper(self, page):
+        """A year filter changes which papers answer; Cite lists the one cited, as BibTeX and as a
+        file; a year that is not one is a message in the page."""
+        import re
+
+        from playwright.sync_api import expect
+
+        def years() -> list[int]:  # the year each source card shows ("2024 · score …"); 0 for none
+            return [int(m.group()) if (m := re.match(r"\d{4}", meta)) else 0
+                    for meta in page.locator("#sources .src-meta").all_inner_texts()]
+
+        question = "What does Bone (Block Affine) emphasize?"  # a 2024 seed paper
+        ask(page, question, 1)
+        assert min(years()) < 2024, "unfiltered, older or undated papers come up too"
+        page.get_by_text("Filters", exact=True).click()
+        page.locator("#since input").fill("2024")
+        expect(page.locator("#filters")).to_contain_text("Filters: since 2024")  # the label says so, closed too
+        page.locator("#new-chat").click()
+        reply = ask(page, question, 1)
+        expect(page.locator("#sources")).to_contain_text("Filters: since 2024")
+        assert years() and min(years()) >= 2024
+        cited = page.locator(reply.locator("a.cite").first.get_attribute("href"))
+        title = cited.locator("b").nth(1).inner_text()
+
+        page.locator("#cite").click()
+        expect(page.locator("#references")).to_contain_text("@article{")
+        expect(page.locator("#references")).to_contain_text(f"title = {{{title}}}")
+        with page.expect_download() as download:
+            page.locator("#cite-download").click()
+        assert download.value.suggested_filename == "references.bib"
+        assert title in Path(download.value.path()).read_text()
+        shot(page, "cite")
+
+        page.locator("#until input").fill("20x1")
+        expect(page.locator("#filters-note")).to_contain_text('"20x1" is not a year')
+        page.locator("#question textarea").fill(question)
+        page.locator("#ask").click()
+        expect(page.locator("#chatbot [data-testid=bot]").last).to_contain_text('"20x1" is not a year')
+        expect(page.locator("#references")).to_be_hidden()  # the references of the answer before are gone
+        expect(page.locator("#question textarea")).to_have_value(question)
+
     def test_upload_then_ask_about_the_new_paper(self, page):
         from playwright.sync_api import expect
 
@@ -497,7 +538,7 @@ def test_an_upload_during_an_ingest_waits_its_turn_and_a_failed_re_upload_loses_
     held = threading.Event()
 
     def another_ingest():  # holds the ingest lock as a long `rag ingest` in another process would
-        with writing(settings.data_dir):
+        with writing(settings):
             held.set()
             time.sleep(3)
 
@@ -562,7 +603,8 @@ def test_uploads_are_checked_before_parsing_reported_in_bounds_and_removed(tmp_p
     assert "1.5 MB" in upload("big2.jsonl", refused["big.jsonl"])
     assert not (settings.data_dir / "uploads").exists() or not list((settings.data_dir / "uploads").iterdir())
 
-    good = json.dumps({"title": "Sparse attention for long documents", "abstract": "Sparse attention cuts memory."})
+    good = json.dumps({"title": "Sparse attention for long documents",  # an abstract, not a stub: 50+ characters
+                       "abstract": "Sparse attention cuts the memory of long-document transformers by half."})
     shown = upload("mixed.jsonl", (good + "\n" + "not json\n" * 1000).encode())
     assert "1 added" in shown and "1000 rejected" in shown
     assert shown.count("<li>") == REJECTS_SHOWN + 1 and f"and {1000 - REJECTS_SHOWN:,} more" in shown

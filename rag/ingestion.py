@@ -27,6 +27,7 @@ from rag.store import (
     live_name,
     live_root,
     locked,
+    next_generation,
     switch_live,
     writing,
 )
@@ -113,6 +114,9 @@ def drop_leftovers(settings: Settings, keep: str | None = None) -> list[str]:
     staged one, a rebuild killed after it left the old one. Returns the names dropped."""
     keep = keep or live_name(settings)
     dead = sorted(generations(settings) - {keep})
+    if settings.chroma_url:   # a newer one may be another node's rebuild in progress: the next rebuild drops it
+        newest = generation_number(settings.collection, keep)
+        dead = [n for n in dead if (generation_number(settings.collection, n) or 0) < newest]
     for name in dead:
         drop_generation(settings, name)
     return dead
@@ -244,8 +248,10 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
 def _set_meta(index: Index, papers: list[Paper]) -> None:
     with _write(index.settings):
         if changed := index.catalog.set_meta(papers):
-            index.vectors.set_meta([p for p in papers if p.paper_id in changed], changed)
+            generation, caught_up = _next_generation(index)
+            index.vectors.set_meta([p for p in papers if p.paper_id in changed], changed, generation)
             index.catalog.bump_generation()
+            _publish(index, generation, caught_up)
 
 
 def _merge_known(papers: list[Paper], index: Index, known: dict[str, str], report: IngestReport) -> list[Paper]:
@@ -337,9 +343,11 @@ def _remove(index: Index, ids: list[str], settings: Settings, report: RemoveRepo
         return
     chunks = index.catalog.counts()["chunks"]
     with _write(settings):
+        generation, caught_up = _next_generation(index)
         index.catalog.remove(ids)
         index.catalog.bump_generation()
         index.vectors.delete_papers(ids)
+        _publish(index, generation, caught_up)
     _rebuild_keywords(index)
     if report is not None:
         report.removed += len(ids)
@@ -365,6 +373,10 @@ def doctor(settings: Settings) -> DoctorReport:
         raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
                            "run `rag ingest` first")
     report = DoctorReport()
+    if settings.chroma_url:   # first what other nodes wrote, so their papers count as known
+        from rag.cache import follow
+
+        follow(settings, wait=WRITE_WAIT)
     with writing(settings), _write(settings):
         if dead := drop_leftovers(settings):
             report.repaired.append(f"deleted {len(dead)} index generations left by an interrupted rebuild")
@@ -375,7 +387,8 @@ def doctor(settings: Settings) -> DoctorReport:
                 return report
             catalog = set(index.catalog.hashes())
             vectors = index.vectors.paper_ids()
-            if orphans := sorted(vectors - catalog):
+            # With a server, vectors the catalog does not know are other nodes' papers: never deleted here.
+            if not settings.chroma_url and (orphans := sorted(vectors - catalog)):
                 index.vectors.delete_papers(orphans)
                 report.repaired.append(f"deleted the vectors of {len(orphans)} papers the catalog never recorded")
             if unembedded := sorted(catalog - vectors):
@@ -401,6 +414,8 @@ def doctor(settings: Settings) -> DoctorReport:
 def _drop_orphans(index: Index) -> None:
     """Vectors whose paper the catalog never recorded (a run killed between the upsert and the
     commit) are deleted. Counting first keeps the common case, nothing orphaned, cheap."""
+    if index.settings.chroma_url:
+        return   # vectors this catalog does not know are other nodes' papers, which it follows (rag.cache)
     if index.catalog.manifest() is None or index.vectors.count() == index.catalog.counts()["chunks"]:
         return
     orphans = index.vectors.paper_ids() - set(index.catalog.hashes())
@@ -439,11 +454,31 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
         vectors = embedder.encode([c.text for c in chunks], progress=step)
         room(index.settings, len(chunks))  # again: something else may have filled the disk meanwhile
         with _write(index.settings):
-            index.vectors.upsert(chunks, vectors, {p.paper_id: p for p, _ in part})
+            generation, caught_up = _next_generation(index)
+            index.vectors.upsert(chunks, vectors, {p.paper_id: p for p, _ in part}, generation)
             # Only now is the paper recorded: a crash before this line re-embeds it next run.
             index.catalog.add([p for p, _ in part], {p.paper_id: len(cs) for p, cs in part})
             index.catalog.bump_generation()  # open readers reload the vectors before their next search
+            _publish(index, generation, caught_up)
     return total
+
+
+def _next_generation(index: Index) -> tuple[int, bool]:
+    """The generation the next write stamps its chunks with, and whether this node's catalog holds
+    every write before it (no other node wrote since it last caught up)."""
+    try:
+        _, current = index.vectors.state()
+    except IndexMissing:
+        current = 0
+    return next_generation(max(current, index.catalog.synced())), current == index.catalog.synced()
+
+
+def _publish(index: Index, generation: int, caught_up: bool) -> None:
+    """Tell every node the collection changed (its metadata: manifest, generation). This node's
+    catalog already has the write; it counts as caught up only if it was before."""
+    index.vectors.mark(index.catalog.manifest(), generation)
+    if caught_up:
+        index.catalog.set_synced(generation)
 
 
 # Disk a chunk takes, with margin: Chroma stores its text three or four times over (rows, their

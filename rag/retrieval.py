@@ -6,6 +6,7 @@ chunk's cosine similarity, and the ranked list holds each paper once.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 
 from rag.errors import QueryError
@@ -102,8 +103,13 @@ class Retriever:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        if settings.chroma_url:   # build or refresh this data dir's caches of the server first
+            from rag.cache import follow
+
+            follow(settings, wait=settings.lock_wait)
         with locked(settings, exclusive=False, wait=settings.lock_wait):
             self._open()
+        self._followed = time.monotonic()
         # Loaded once, by the model check that opening the index makes: a reopen checks the same model.
         self.embedder = self.index.embedder
         self._encoder = None
@@ -127,6 +133,18 @@ class Retriever:
             self.index.vectors.close()  # reopened at its next use, with what the ingest wrote
             self.index.bm25.forget()
             self._generation = generation
+
+    def _follow(self) -> None:
+        """With a server, what other nodes wrote since: checked at most every `RAG_FOLLOW_EVERY` seconds
+        (one request), fetched only when the server's generation moved. Before the shared lock: the
+        refresh writes this data dir's caches, and an ingest here (which updates them itself) makes it wait
+        for nothing."""
+        if not self.settings.chroma_url or time.monotonic() - self._followed < self.settings.follow_every:
+            return
+        from rag.cache import follow
+
+        follow(self.settings)
+        self._followed = time.monotonic()
 
     def close(self) -> None:
         self.index.close()
@@ -172,6 +190,7 @@ class Retriever:
         bm25_ids: list[str] = []
         # Embedded before the lock: it needs only the model, and an ingest's writes wait for the lock.
         vector = self.embed_query(query) if mode in ("dense", "hybrid") else None
+        self._follow()
         with self._mutex, locked(self.settings, exclusive=False, wait=self.settings.lock_wait):
             self._refresh_if_changed()
             if vector is not None:

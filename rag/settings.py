@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     lock_wait: float = Field(10.0, gt=0, description=(
         "Seconds a search waits for a write in progress (one batch of an ingest) before saying the index "
         "is busy."))
+    follow_every: float = Field(1.0, ge=0, description=(
+        "With a Chroma server: most seconds between a long-lived reader's checks for what other nodes wrote "
+        "(one request each; what changed is fetched only when something did)."))
     min_free_mb: int = Field(50, ge=0, description=(
         "Free disk space an ingest leaves untouched: it stops with a clear message, the index as it was, "
         "before a write would leave less (Chroma fails, and may damage its files, on a full disk)."))

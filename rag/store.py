@@ -212,9 +212,44 @@ def live_root(settings: Settings) -> Path:
     return settings.data_dir / live_name(settings)
 
 
-def switch_live(settings: Settings, name: str) -> None:
+def next_generation(previous: int) -> int:
+    """Generations are microseconds of wall-clock time, kept increasing: writers on several machines
+    stamp their chunks with them, and a node that follows them re-reads a margin behind its last
+    (`rag.cache.SKEW`), so writes that overlap, or clocks a little apart, are not missed."""
+    return max(previous + 1, time.time_ns() // 1000)
+
+
+def server_live(settings: Settings) -> str | None:
+    """With a Chroma server, the live generation as the server records it (in the metadata of the
+    anchor collection `<collection>.live`), for every node; None without a server or a record."""
+    if not settings.chroma_url:
+        return None
+    from chromadb.errors import NotFoundError
+
+    store = VectorStore(settings, settings.collection + LIVE_SUFFIX)
+    try:
+        with store.errors():
+            meta = store.client().get_collection(store.name, embedding_function=None).metadata or {}
+    except NotFoundError:
+        return None
+    finally:
+        store.close()
+    name = meta.get("rag_live")
+    return name if isinstance(name, str) and generation_number(settings.collection, name) is not None else None
+
+
+def switch_live(settings: Settings, name: str, anchor: bool = True) -> None:
     """Make `name` the live generation in one atomic step: a new pointer file renamed over the old.
-    A process killed before the rename leaves the old index live, after it the new one."""
+    A process killed before the rename leaves the old index live, after it the new one. With a
+    server, its anchor collection is switched first: it is what the other nodes follow."""
+    if settings.chroma_url and anchor:   # (not when a node follows what the server's anchor names)
+        store = VectorStore(settings, settings.collection + LIVE_SUFFIX)
+        try:
+            collection = store.collection(create=True)
+            with store.errors():
+                collection.modify(metadata={"rag_live": name})
+        finally:
+            store.close()
     pointer = settings.data_dir / (settings.collection + LIVE_SUFFIX)
     tmp = pointer.with_name(pointer.name + f".tmp{os.getpid()}")
     with open(tmp, "w") as f:
@@ -282,6 +317,15 @@ class Catalog:
 
     def bump_generation(self) -> None:
         self.db.execute("insert or replace into meta values ('generation', ?)", (str(self.generation() + 1),))
+        self.db.commit()
+
+    def synced(self) -> int:
+        """The vector store's generation this catalog last caught up with (0: never)."""
+        row = self.db.execute("select value from meta where key='synced'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_synced(self, generation: int) -> None:
+        self.db.execute("insert or replace into meta values ('synced', ?)", (str(generation),))
         self.db.commit()
 
     def hashes(self) -> dict[str, str]:
@@ -660,20 +704,24 @@ class VectorStore:
                                            "--rebuild PATH ...`)") from e
         return self._collection
 
-    def upsert(self, chunks: list[Chunk], vectors: np.ndarray, papers: dict[str, Paper]) -> None:
+    def upsert(self, chunks: list[Chunk], vectors: np.ndarray, papers: dict[str, Paper], generation: int = 0) -> None:
         collection = self.collection(create=True)
+        counts: dict[str, int] = {}
+        for c in chunks:
+            counts[c.paper_id] = counts.get(c.paper_id, 0) + 1
         with self.errors():
             collection.upsert(ids=[c.chunk_id for c in chunks], embeddings=vectors,
                               documents=[c.text for c in chunks],
-                              metadatas=[chunk_metadata(papers[c.paper_id], c.n) for c in chunks])
+                              metadatas=[chunk_metadata(papers[c.paper_id], c.n, counts[c.paper_id], generation)
+                                         for c in chunks])
 
-    def set_meta(self, papers: list[Paper], chunk_counts: dict[str, int]) -> None:
+    def set_meta(self, papers: list[Paper], chunk_counts: dict[str, int], generation: int = 0) -> None:
         """New bibliographic metadata for papers whose vectors stay as they are."""
         ids, metadatas = [], []
         for p in papers:
             for n in range(chunk_counts.get(p.paper_id, 0)):
                 ids.append(f"{p.paper_id}:{n}")
-                metadatas.append(chunk_metadata(p, n))
+                metadatas.append(chunk_metadata(p, n, chunk_counts[p.paper_id], generation))
         if ids:
             collection = self.collection(create=True)
             with self.errors():
@@ -695,11 +743,51 @@ class VectorStore:
         collection, found, offset = self.collection(create=False), set(), 0
         with self.errors():
             while True:
-                got = collection.get(include=["metadatas"], limit=5000, offset=offset)
-                found.update(m["paper_id"] for m in got["metadatas"])
+                got = collection.get(include=[], limit=5000, offset=offset)   # ids are "<paper id>:<n>"
+                found.update(cid.rsplit(":", 1)[0] for cid in got["ids"])
                 if len(got["ids"]) < 5000:
                     return found
                 offset += 5000
+
+    def state(self) -> tuple[Manifest | None, int]:
+        """(manifest, generation) as the collection's own metadata records them: what the caches of
+        every node follow. (None, 0) for a collection written before they were recorded."""
+        from chromadb.errors import NotFoundError
+
+        with self.errors():
+            try:
+                meta = self.client().get_collection(self.name, embedding_function=None).metadata or {}
+            except NotFoundError as e:
+                raise IndexMissing(f"collection {self.name!r} is not in the vector store {self.where}; "
+                                   "run `rag ingest` first") from e
+        try:
+            manifest = Manifest(**json.loads(meta["rag_manifest"])) if "rag_manifest" in meta else None
+        except (ValueError, TypeError) as e:
+            raise IndexDamaged(f"the manifest of collection {self.name!r} in {self.where} is unreadable ({e}); "
+                               "re-index with `rag ingest --rebuild PATH ...`") from None
+        return manifest, int(meta.get("rag_generation", 0))
+
+    def mark(self, manifest: Manifest, generation: int) -> None:
+        """Record the manifest and a new generation in the collection's metadata: other nodes follow it.
+        Never backwards: a slower writer's older generation does not hide a newer one."""
+        collection = self.collection(create=True)
+        _, current = self.state()
+        with self.errors():
+            collection.modify(metadata={"rag_manifest": json.dumps(manifest.__dict__),
+                                        "rag_generation": max(generation, current)})
+
+    def rows(self, since: int | None = None) -> Iterator[tuple[str, dict]]:
+        """(chunk id, metadata) of every chunk, or of those a write after generation `since` stored,
+        paged so a large collection is never read at once."""
+        collection, offset = self.collection(create=False), 0
+        where = {"g": {"$gt": since}} if since is not None else None
+        while True:
+            with self.errors():
+                got = collection.get(where=where, include=["metadatas"], limit=5000, offset=offset)
+            yield from zip(got["ids"], got["metadatas"])
+            if len(got["ids"]) < 5000:
+                return
+            offset += 5000
 
     def search(self, vector: np.ndarray, n: int) -> list[tuple[str, str, float]]:
         """(chunk_id, paper_id, cosine similarity) best first. Distances only: fetching metadata
@@ -722,17 +810,18 @@ class VectorStore:
         return dict(zip(got["ids"], got["documents"]))
 
 
-def chunk_metadata(paper: Paper, n: int) -> dict:
+def chunk_metadata(paper: Paper, n: int, chunks: int, generation: int) -> dict:
     """What Chroma keeps beside a chunk's vector: the paper's metadata, so a Chroma server's users (and
-    its `where` filters) see names, year and DOI; the first chunk also carries what the catalog holds."""
-    out: dict = {"paper_id": paper.paper_id, "n": n, "title": paper.title}
+    its `where` filters) see names, year and DOI; the first chunk also carries the rest of the catalog
+    row, so another node rebuilds its catalog from the server (`rag.cache`). `g`: the write's generation."""
+    out: dict = {"paper_id": paper.paper_id, "n": n, "title": paper.title, "g": generation}
     m = paper.meta
     out |= {k: v for k, v in [("year", m.get("year")), ("doi", m.get("doi")), ("venue", m.get("venue")),
                               ("authors", "; ".join(m.get("authors", [])))] if v}
     if m:
         out["meta"] = json.dumps(m, ensure_ascii=False)
     if n == 0:
-        out |= {"abstract": paper.abstract, "source": paper.source}
+        out |= {"abstract": paper.abstract, "source": paper.source, "chunks": chunks}
         out |= {k: v for k, v in [("date", paper.date), ("n_authors", paper.authors)] if v is not None}
     return out
 
@@ -752,6 +841,10 @@ class Index:
 
     @classmethod
     def open_for_query(cls, settings: Settings) -> Index:
+        if settings.chroma_url:   # the server holds the index: this data dir only caches it
+            from rag.cache import follow
+
+            follow(settings, wait=settings.lock_wait)
         if not (live_root(settings) / "catalog.sqlite").is_file():
             raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
                                "run `rag ingest` first")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -176,10 +177,24 @@ def _ingested(path: Path, **settings) -> Path:
 
 
 @pytest.fixture(scope="session")
-def seed_dir(tmp_path_factory) -> Path:
+def seed_dir(tmp_path_factory, worker_id) -> Path:
     """The seeds embedded with the real model, shared read-only by the tests of retrieval and
-    answer quality. Query it with `seed_settings`, or `rag` commands under `real_model`."""
-    return _ingested(tmp_path_factory.mktemp("seed-index"), embedder=None)
+    answer quality. Query it with `seed_settings`, or `rag` commands under `real_model`.
+    Built once per run: pytest-xdist's workers share it (the first builds, the others wait), since
+    two builds at once on two cores would take as long as both one after the other."""
+    import fcntl
+
+    if worker_id == "master":
+        return _ingested(tmp_path_factory.mktemp("seed-index"), embedder=None)
+    shared = tmp_path_factory.getbasetemp().parent   # one per run, above every worker's own
+    path = shared / "seed-index"
+    with open(shared / "seed-index.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "seed-index.done").exists():
+            shutil.rmtree(path, ignore_errors=True)   # a worker that died half-way
+            _ingested(path, embedder=None)
+            (shared / "seed-index.done").touch()
+    return path
 
 
 @pytest.fixture

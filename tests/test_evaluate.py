@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from conftest import run_rag, synthetic_papers, write_jsonl
+from conftest import ROOT, run_rag, synthetic_papers, write_jsonl
 
 from rag.evaluate import check_thresholds, load_beir_queries, ranking_metrics, run_beir
 from rag.settings import Settings
@@ -147,5 +147,8 @@ def test_cli_eval_gates_and_writes_a_report(fake_seed_dir, tmp_path):
     assert (report / "hit_rate_at_k.png").stat().st_size > 1000 and (report / "latency.png").is_file()
     strict = tmp_path / "strict.toml"
     strict.write_text('[retrieval.hybrid]\n"hit@1" = 1.01\n')
-    failed = run_rag("eval", "--collection", "papers", "--no-answers", "--thresholds", str(strict), env=env)
+    few = tmp_path / "few.jsonl"   # no score reaches 1.01: a dozen questions show the gate as well as all
+    few.write_text("".join((ROOT / "evals" / "questions.jsonl").read_text().splitlines(keepends=True)[:12]))
+    failed = run_rag("eval", "--collection", "papers", "--no-answers", "--thresholds", str(strict),
+                     "--questions", str(few), env=env)
     assert failed.returncode == 1 and "below threshold: retrieval hybrid hit@1" in failed.stderr

@@ -18,7 +18,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "sources"
     ("bibtex_betterbibtex_export_551.bib", 2, 2,
      "War's Enduring Effects on the Development of Egalitarian Motivations and In-Group Biases", "2014", 4),
     ("bibtex_mendeley_export_bbt_fixture_3recs.bib", 3, 0, "Fiction and morality", "2020", 2),
-    ("bibtex_jabref_testjabref_3recs.bib", 3, 0, "256-Channel Neural Recording", "2009", None),
+    # JabRef capitalises its fields (`Author`): the names are split all the same.
+    ("bibtex_jabref_testjabref_3recs.bib", 3, 0, "256-Channel Neural Recording", "2009", 8),
     ("ris_zotero_asreview_pubmed_zotero_first3.ris", 3, 0, "The importance of cognitive flexibility", "2019", 4),
     ("ris_endnote_asreview_pubmed_endnote_first3.ris", 3, 0, "Boswellia serrata", "2011", 3),
     # A JSON array: Zotero's CSL-JSON; two items have no abstract.
@@ -97,6 +98,7 @@ def test_a_pretty_printed_json_paper_is_one_paper_not_a_line_error_each(tmp_path
 @pytest.mark.parametrize("name, names, year, ident", [
     ("bibtex_betterbibtex_export_551.bib", "Chytilová, Julie", 2014, ("doi", "10.1177/0956797613493444")),
     ("ris_zotero_asreview_pubmed_zotero_first3.ris", "Rudnik, Agata", 2019, ("doi", "10.5114/pg.2018.81081")),
+    ("bibtex_jabref_testjabref_3recs.bib", "Aziz, Joseph N. Y.", 2009, ("doi", "10.1109/jssc.2008.2010997")),
     ("csljson_obsidian_citation_plugin_library.json", "S. Weiner", 2003, ("doi", "10.2113/0540001")),
     ("openalex_work_single_W2741809807.json", "Heather Piwowar", 2018, ("ids", {"openalex": "W2741809807"})),
     ("pubmed_medline_biopython_result2.nbib", "Casbon, James A", 2006, ("ids", {"pmid": "16403221"})),

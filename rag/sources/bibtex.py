@@ -31,6 +31,10 @@ def parse(src: str, text: str) -> Iterator[_Rec | Rejected]:
             yield Rejected(src, where, "no abstract")
             continue
         people = fields["author"].value if "author" in fields else None
+        if isinstance(people, str):   # JabRef's `Author`: the co-author middleware splits only `author`
+            from bibtexparser.middlewares.names import split_multiple_persons_names
+
+            people = [clean(name) for name in split_multiple_persons_names(people)]
         people = people if isinstance(people, list) else None
         date = value("date") or value("year") or ""
         keywords = re.split(r"\s*[;,]\s*", value("keywords") or "")

@@ -128,7 +128,9 @@ def synthetic(url: str, chunks: int, tmp: Path) -> dict:
     rng = random.Random(16)
     n = chunks // 2
     started = time.perf_counter()
-    put(settings, _papers(n, 0, rng), next_generation(0))
+    # Stamped an hour back, as if A had loaded them earlier: a follower re-reads the last two minutes
+    # of writes anyway (rag.cache.SKEW), and a load just finished would all fall inside them.
+    put(settings, _papers(n, 0, rng), next_generation(0) - 3600 * 1_000_000)
     load_s = time.perf_counter() - started
     cold_s, first = rag("search", "protein memory kernel", "-k", "10", env=env)
     warm_s, _ = rag("search", "protein memory kernel", "-k", "10", env=env)
@@ -152,17 +154,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=Path, default=ROOT.parent / "shared/seeds")
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-seeds", action="store_true", help="only the synthetic part")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_server(Path(tmp) / "server")
         try:
-            result = {"seeds": seeds(url, args.seeds, Path(tmp)),
+            result = {"seeds": None if args.no_seeds else seeds(url, args.seeds, Path(tmp)),
                       "synthetic": synthetic(url, args.chunks, Path(tmp)), "cpus": os.cpu_count()}
         finally:
             proc.terminate()
             proc.wait(10)
-    rate = result["seeds"]["minilm_chunks_per_s"]
-    result["synthetic"]["reembed_estimate_s"] = round(args.chunks / rate) if rate else None
+    if result["seeds"]:
+        rate = result["seeds"]["minilm_chunks_per_s"]
+        result["synthetic"]["reembed_estimate_s"] = round(args.chunks / rate) if rate else None
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

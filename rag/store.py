@@ -841,10 +841,6 @@ class Index:
 
     @classmethod
     def open_for_query(cls, settings: Settings) -> Index:
-        if settings.chroma_url:   # the server holds the index: this data dir only caches it
-            from rag.cache import follow
-
-            follow(settings, wait=settings.lock_wait)
         if not (live_root(settings) / "catalog.sqlite").is_file():
             raise IndexMissing(f"no index in {settings.data_dir} (collection {settings.collection!r}); "
                                "run `rag ingest` first")

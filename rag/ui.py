@@ -50,7 +50,6 @@ MAX_UPLOAD_LINES = 200_000
 MAX_LINE_BYTES = 1_000_000
 REJECTS_SHOWN = 20  # the page lists this many rejected records; the report file has all
 FILTERS_HINT = "Empty means no filter. Years are inclusive; author and venue match a part of the name."
-# The file a reference manager imports, by cite format (the formats themselves: rag.cite.CITE_FORMATS).
 
 CSS = """
 #sources { max-height: 700px; overflow-y: auto !important; }

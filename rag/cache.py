@@ -139,10 +139,15 @@ def _papers(vectors: VectorStore, since: int | None) -> tuple[list[Paper], dict[
         if "abstract" not in meta:
             raise IndexDamaged(f"chunk {chunk_id} in {vectors.where} was written by an older rag and carries no "
                                "abstract; re-index with `rag ingest --rebuild PATH ...` on a node with the files")
-        papers.append(Paper(meta["paper_id"], meta.get("title", ""), meta["abstract"], meta.get("source", ""),
-                            meta.get("n_authors"), meta.get("date"),
-                            json.loads(meta["meta"]) if meta.get("meta") else {}))
-        counts[meta["paper_id"]] = int(meta.get("chunks", 1))
+        try:   # what another node wrote: checked like any input
+            extra = json.loads(meta["meta"]) if meta.get("meta") else {}
+            papers.append(Paper(str(meta["paper_id"]), str(meta.get("title", "")), str(meta["abstract"]),
+                                str(meta.get("source", "")), meta.get("n_authors"), meta.get("date"),
+                                extra if isinstance(extra, dict) else {}))
+            counts[str(meta["paper_id"])] = int(meta.get("chunks", 1))
+        except (KeyError, TypeError, ValueError) as e:
+            raise IndexDamaged(f"chunk {chunk_id} in {vectors.where} has unreadable metadata ({e!r}); re-index "
+                               "with `rag ingest --rebuild PATH ...` on a node with the files") from None
     return papers, counts
 
 

@@ -251,13 +251,3 @@ def synthetic_papers(n: int, seed: int = 0) -> list[dict]:
     return [{"id": f"syn-{i}", "title": f"Synthetic study {i} of {rng.choice(words)} {rng.choice(words)}",
              "abstract": " ".join(rng.choice(words) for _ in range(260)) + f". Identifier {i}."}
             for i in range(n)]
-
-
-def pytest_collection_modifyitems(config, items):
-    """The first module that needs the real-model seed index comes first, so one worker builds it
-    while the other runs modules that do not need it; the other modules that need it come last, by
-    when it is built. (Order within a module is kept: xdist sends a module to one worker.)"""
-    needs = [item.module.__name__ for item in items if "seed_dir" in getattr(item, "fixturenames", ())]
-    if needs:
-        rank = {name: 2 for name in needs} | {needs[0]: 0}
-        items.sort(key=lambda item: rank.get(item.module.__name__, 1))

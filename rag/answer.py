@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from rag import prompts
@@ -91,6 +91,17 @@ class Done:
 Event = Retrieved | Token | Done
 
 
+def kept(answer: Answer) -> str:
+    """What of an answer the next turn's condensing sees: a failed answer adds nothing."""
+    return "" if answer.error else answer.answer
+
+
+def history_of(turns: Iterable[tuple[str, str]]) -> list[Message]:
+    """Chat history for `Asker.stream` from (question, kept answer) turns, the UI's and the
+    terminal's alike; a turn with nothing kept (an error, a stopped answer) is left out."""
+    return [m for q, a in turns if a for m in (Message("user", q), Message("assistant", a))]
+
+
 def is_refusal(text: str, refusal: str) -> bool:
     """Every sentence says the sources do not answer: a reply that also answers is no refusal."""
     from rag.text import sentences
@@ -157,8 +168,9 @@ class Asker:
                 return rewritten[0].strip()[: self.settings.max_query_chars]
         except LLMError:
             pass  # no model (extractive), or none reachable: _generate reports the latter
-        # Without a model: carry the previous question's words along with the follow-up.
-        return f"{asked[-1]} {question}"[-self.settings.max_query_chars:]
+        # Without a model: carry the words of the two previous questions along with the follow-up
+        # (the first of a thread usually names its subject; a third turn still needs that name).
+        return " ".join([*asked[-2:], question])[-self.settings.max_query_chars:]
 
     def messages(self, question: str, sources: list[Source]) -> list[Message]:
         blocks = "\n".join(

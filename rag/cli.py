@@ -13,22 +13,85 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from rag.decision import describe
+from rag.decision import describe, match_label
 from rag.errors import ConfigError, RagError
+from rag.settings import BACKENDS, MODES
 from rag.text import reference_label
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Ask questions of a collection of paper abstracts; every claim cites its paper.")
+                  help="Ask questions of a collection of paper abstracts; every claim cites its paper.",
+                  epilog="\b\nStart here:\n  rag ingest ~/Zotero              # or library.bib, export.ris, seeds/ ..."
+                         "\n  rag ask \"What does QLoRA quantize?\"\n  rag chat                         "
+                         "# follow-up questions\n  rag ui                           # the same in a browser"
+                         "\n\nrag COMMAND --help shows each command's options, examples and environment variables.")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+class _Command(typer.core.TyperCommand):
+    """Help that reads naturally: `rag ask [OPTIONS] QUESTION`, not typer's `{question}` and
+    `<str>` decorations of arguments."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.metavar or param.name.upper()
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx, formatter) -> None:
+        arguments = [(p.metavar or p.name.upper(), p.help or "") for p in self.get_params(ctx)
+                     if p.param_type_name == "argument"]
+        options = [r for p in self.get_params(ctx) if p.param_type_name == "option" and (r := p.get_help_record(ctx))]
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def command(*args, **kwargs):
+    return app.command(*args, cls=_Command, **kwargs)
+
+
 # Filters on the papers' metadata, for search and ask (applied to both rankings before fusion).
-Since = Annotated[int | None, typer.Option(help="Only papers from this year on.", show_default=False)]
-Until = Annotated[int | None, typer.Option(help="Only papers up to this year.", show_default=False)]
+Since = Annotated[int | None, typer.Option(help="Only papers from this year on.", metavar="YEAR", show_default=False)]
+Until = Annotated[int | None, typer.Option(help="Only papers up to this year.", metavar="YEAR", show_default=False)]
 Author = Annotated[str | None, typer.Option(help="Only papers with an author whose name contains this.",
-                                            show_default=False)]
-Venue = Annotated[str | None, typer.Option(help="Only papers whose venue contains this.", show_default=False)]
+                                            metavar="NAME", show_default=False)]
+Venue = Annotated[str | None, typer.Option(help="Only papers whose venue contains this.", metavar="TEXT",
+                                           show_default=False)]
+# The answer backend, for ask, chat, eval and mcp.
+Llm = Annotated[str | None, typer.Option("--llm", metavar="BACKEND", show_default=False, help=(
+    f"Who writes the answer: {', '.join(BACKENDS)} [env RAG_LLM; default extractive, offline]."))]
+Model = Annotated[str | None, typer.Option("--model", metavar="NAME", show_default=False,
+                                           help="LLM model name [env RAG_LLM_MODEL].")]
+TopK = Annotated[int | None, typer.Option("-k", "--top-k", metavar="N", show_default=False,
+                                          help="Papers given to the LLM as sources [default 5].")]
+
+# Environment variables each command's help lists, with what they do.
+ENV_HELP = {
+    "RAG_DATA_DIR": "where the index lives",
+    "RAG_COLLECTION": "which collection in it",
+    "RAG_CHROMA_URL": "a Chroma server instead of the embedded store",
+    "RAG_EMBED_MODEL": "the embedding model (packaged name or local directory)",
+    "RAG_LLM": f"the answer backend: {', '.join(BACKENDS)}",
+    "RAG_LLM_MODEL": "the LLM model name",
+    "OPENAI_BASE_URL": "an OpenAI-compatible server (OpenAI, vLLM, llama.cpp, LM Studio)",
+    "OPENAI_API_KEY": "its key",
+    "OLLAMA_HOST": "the Ollama server (default http://127.0.0.1:11434)",
+    "RAG_MAX_UPLOAD_MB": "largest file a visitor may add from the page",
+}
+INDEX_ENV = ("RAG_DATA_DIR", "RAG_COLLECTION", "RAG_CHROMA_URL")
+LLM_ENV = ("RAG_LLM", "RAG_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OLLAMA_HOST")
+
+
+def _examples(*commands: str, env: tuple[str, ...] = INDEX_ENV) -> str:
+    """A command's epilog: examples, then the environment it honours. `\\b` keeps click from
+    re-wrapping the lines."""
+    width = max(map(len, env))
+    return ("\b\nExamples:\n" + "\n".join(f"  {c}" for c in commands)
+            + "\n\n\b\nEnvironment:\n" + "\n".join(f"  {name:<{width}}  {ENV_HELP[name]}" for name in env))
 
 
 def _filters(since: int | None, until: int | None, author: str | None, venue: str | None):
@@ -38,13 +101,15 @@ def _filters(since: int | None, until: int | None, author: str | None, venue: st
 
 
 # Options every index-using command takes, after the command name as users type them.
-DataDir = Annotated[Path | None, typer.Option(help="Index directory [env RAG_DATA_DIR].", show_default=False)]
+DataDir = Annotated[Path | None, typer.Option(help="Index directory [env RAG_DATA_DIR].", metavar="DIR",
+                                               show_default=False)]
 Collection = Annotated[str | None, typer.Option(help="Collection name [env RAG_COLLECTION; default papers].",
-                                                   show_default=False)]
+                                                   metavar="NAME", show_default=False)]
 EmbedModel = Annotated[str | None, typer.Option(
-    help="'all-MiniLM-L6-v2' (packaged) or a local model directory [env RAG_EMBED_MODEL].", show_default=False)]
+    help="'all-MiniLM-L6-v2' (packaged) or a local model directory [env RAG_EMBED_MODEL].", metavar="MODEL",
+    show_default=False)]
 ChromaUrl = Annotated[str | None, typer.Option(
-    help="Use a Chroma server at this URL instead of the embedded store [env RAG_CHROMA_URL].",
+    help="Use a Chroma server at this URL instead of the embedded store [env RAG_CHROMA_URL].", metavar="URL",
     show_default=False)]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
@@ -115,7 +180,9 @@ class _ingest_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=err, transient=True, disable=quiet)
+                            TimeRemainingColumn(), console=err, transient=True,
+                            # Off a terminal rich cannot redraw in place and leaves a blank line behind.
+                            disable=quiet or not err.is_terminal)
         self.task = self.bar.add_task("embedding chunks", total=None)
 
     def __call__(self, done: int, total: int) -> None:
@@ -130,11 +197,17 @@ class _ingest_progress:
         self.bar.stop()
 
 
-@app.command()
+@command(epilog=_examples(
+    "rag ingest                              # the seeds/ folder",
+    "rag ingest ~/Zotero                      # Zotero's own database, read-only",
+    "rag ingest library.bib export.ris pubmed.nbib",
+    "rag ingest --sync papers/                # also drop papers gone from these files",
+    env=(*INDEX_ENV, "RAG_EMBED_MODEL")))
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(
-        help="Files or directories: seed pages (.txt), JSONL/CSV with title+abstract, BEIR corpus.jsonl. "
-             "Default: seeds/.", show_default=False)] = None,
+        help="Files or folders: BibTeX, RIS, CSL-JSON, PubMed, Web of Science, Zotero/Scopus CSV, zotero.sqlite, "
+             "OpenAlex, Semantic Scholar, arXiv, JSONL/CSV with title+abstract, BEIR corpus.jsonl, seed pages. "
+             "Default: seeds/.", metavar="PATH...", show_default=False)] = None,
     rebuild: Annotated[bool, typer.Option(
         help="Re-index only the PATHS given (or the seeds) into a new collection that replaces the old "
              "one when complete; if interrupted, the old one stays. Papers from other files are gone "
@@ -142,8 +215,9 @@ def ingest(
     sync: Annotated[bool, typer.Option(
         help="Also remove the papers first read from these files that they no longer contain.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding batch.")] = None,
-    device: Annotated[str | None, typer.Option(help="Torch device for embedding (cpu, cuda).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Chunks per embedding batch.", metavar="N")] = None,
+    device: Annotated[str | None, typer.Option(help="Torch device for embedding (cpu, cuda).",
+                                               metavar="DEVICE")] = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
@@ -190,7 +264,7 @@ def ingest(
         err.print(f"[yellow]note:[/] {safe(note)}", highlight=False)
 
 
-def _print_hits(query: str, hits, as_json: bool, mode: str) -> None:
+def _print_hits(query: str, hits, as_json: bool, mode: str, floor: float) -> None:
     if as_json:
         print(json.dumps({"query": query, "mode": mode, "hits": [h.as_dict() for h in hits]},
                          ensure_ascii=False))
@@ -200,7 +274,8 @@ def _print_hits(query: str, hits, as_json: bool, mode: str) -> None:
     for h in hits:
         title = h.title or (h.abstract[:80] + "…")
         meta = " · ".join(x for x in (reference_label(h.meta, h.date), h.paper_id) if x)
-        out.print(f"[bold]{h.rank:>2}.[/] {safe(title)}  [dim]({h.score:.4f} · {safe(meta)})[/]", highlight=False)
+        out.print(f"[bold]{h.rank:>2}.[/] {safe(title)}  [dim]({match_label(h.dense_score, floor)} · {safe(meta)})[/]",
+                  highlight=False)
         snippet = (h.passage or h.abstract).split("\n", 1)[-1]
         out.print(f"    [dim]{safe(snippet[:200])}{'…' if len(snippet) > 200 else ''}[/]", highlight=False)
 
@@ -227,17 +302,26 @@ def _for_each_line(handle, as_json: bool, key: str) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@command(epilog=_examples(
+    'rag search "LoRA initialization"',
+    'rag search "speculative decoding" -k 10 --since 2024',
+    "rag search - --json < queries.txt       # one JSON line per query"))
 def search(
-    query: Annotated[str, typer.Argument(help="The query, or '-' to read one query per line from stdin.")],
-    k: Annotated[int | None, typer.Option("-k", "--top-k", help="Papers to return [default 5].")] = None,
-    mode: Annotated[str | None, typer.Option(help="hybrid (default), dense or bm25.")] = None,
+    query: Annotated[str, typer.Argument(help="The query, or '-' to read one query per line from stdin.",
+                                         metavar="QUERY")],
+    k: Annotated[int | None, typer.Option("-k", "--top-k", metavar="N", show_default=False,
+                                          help="Papers to return [default 5].")] = None,
+    mode: Annotated[str | None, typer.Option(help=f"{', '.join(MODES)} [default {MODES[0]}].", metavar="MODE",
+                                             show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per query.")] = False,
     since: Since = None, until: Until = None, author: Author = None, venue: Venue = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
-    """Rank papers for a query: dense + BM25 fused, each paper once."""
+    """Rank papers for a query: dense + BM25 fused, each paper once.
+
+    Each hit shows how well it matches (strong, fair, weak) and its best passage's similarity to
+    the query; --json gives the raw scores."""
     from rag.retrieval import Retriever
 
     settings = _settings(top_k=k, mode=mode, data_dir=data_dir, collection=collection,
@@ -246,7 +330,7 @@ def search(
     filters = _filters(since, until, author, venue)
 
     def one(q: str) -> int:
-        _print_hits(q, retriever.search(q, filters=filters), as_json, settings.mode)
+        _print_hits(q, retriever.search(q, filters=filters), as_json, settings.mode, settings.refuse_below)
         return 0
 
     if query != "-":
@@ -280,18 +364,20 @@ def _print_answer_tail(answer) -> None:
         out.print(f"  \\[{s.n}] {safe(title)}  [dim]({safe(meta)})[/]", highlight=False)
 
 
-@app.command()
+@command(epilog=_examples(
+    'rag ask "What does QLoRA quantize, and to how many bits?"',
+    'OPENAI_BASE_URL=http://localhost:8080/v1 rag ask --llm openai "How is RLHF reward hacking measured?"',
+    'rag ask --llm ollama --model llama3.2 --cite bibtex "Which papers compress KV caches?"',
+    env=(*LLM_ENV, *INDEX_ENV)))
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, or '-' to read one question per line from stdin.")],
-    llm: Annotated[str | None, typer.Option(
-        "--llm", help="extractive (offline, default), openai or ollama [env RAG_LLM].")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="LLM model name [env RAG_LLM_MODEL].")] = None,
-    k: Annotated[int | None, typer.Option("-k", "--top-k", help="Sources given to the LLM [default 5].")] = None,
+    question: Annotated[str, typer.Argument(
+        help="The question, or '-' to read one question per line from stdin.", metavar="QUESTION")],
+    llm: Llm = None, model: Model = None, k: TopK = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per question.")] = False,
     since: Since = None, until: Until = None, author: Author = None, venue: Venue = None,
     cite: Annotated[str | None, typer.Option(
         help="After the answer, the cited papers as references: bibtex, ris or csl-json (with --json: a "
-             "'references' field).", show_default=False)] = None,
+             "'references' field).", metavar="FORMAT", show_default=False)] = None,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
     chroma_url: ChromaUrl = None, debug: Debug = False,
 ) -> None:
@@ -333,6 +419,120 @@ def ask(
     if question != "-":
         raise typer.Exit(one(question))
     _for_each_line(one, as_json, "question")
+
+
+def _line_reader(settings):
+    """Questions from a terminal: line editing, and history kept across sessions in the data dir.
+    From a pipe: plain lines, each echoed so that a transcript shows what was asked."""
+    if not sys.stdin.isatty():
+        def read() -> str:
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            out.print(f"[bold]›[/] {safe(line.rstrip())}", highlight=False)
+            return line.rstrip("\n")
+        return read
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    path = settings.data_dir / "chat_history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        history = FileHistory(str(path))
+    except OSError:  # a read-only data dir: history for this session only
+        history = InMemoryHistory()
+    prompt = PromptSession(history=history)
+    return lambda: prompt.prompt("› ")
+
+
+def _print_full_sources(sources) -> None:
+    for s in sources:
+        meta = " · ".join(x for x in (reference_label(s.meta, s.date), s.paper_id) if x)
+        out.print(f"\n[bold]\\[{s.n}] {safe(s.title or 'untitled')}[/]  [dim]({safe(meta)})[/]", highlight=False)
+        out.print(plain(s.abstract), markup=False, highlight=False)
+
+
+@command(epilog=_examples(
+    "rag chat",
+    "rag chat --llm ollama --model llama3.2 --since 2023",
+    "printf 'What is QLoRA?\\nHow much memory does it save?\\n' | rag chat",
+    env=("RAG_LLM", "RAG_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OLLAMA_HOST", "RAG_DATA_DIR")))
+def chat(
+    llm: Llm = None, model: Model = None, k: TopK = None,
+    since: Since = None, until: Until = None, author: Author = None, venue: Venue = None,
+    data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
+    chroma_url: ChromaUrl = None, debug: Debug = False,
+) -> None:
+    """Chat in the terminal: follow-up questions build on earlier answers; /help lists commands.
+
+    Ctrl-C stops the answer being written, Ctrl-D (or /quit) leaves."""
+    from rag.answer import Done, Token
+    from rag.chat import ChatSession
+    from rag.errors import QueryError
+
+    settings = _settings(llm=llm, llm_model=model, top_k=k, data_dir=data_dir, collection=collection,
+                         embed_model=embed_model, chroma_url=chroma_url)
+    session = ChatSession(settings, _filters(since, until, author, venue))
+    read = _line_reader(settings)
+    papers = session.retriever.index.catalog.counts()["papers"]
+    err.print(f"[dim]rag chat · {papers} papers · answers by {session.asker.backend_name} · "
+              "/help for commands, Ctrl-D to leave[/]", highlight=False)
+    try:
+        while True:
+            try:
+                line = read().strip()
+            except KeyboardInterrupt:  # at the prompt: drop the line, as a shell does
+                continue
+            except EOFError:
+                break
+            if not line:
+                continue
+            if line.startswith("/"):
+                reply = session.command(line)
+                if reply.quit:
+                    break
+                if reply.sources is not None:
+                    _print_full_sources(reply.sources)
+                elif reply.text:
+                    (err if reply.error else out).print(plain(reply.text), markup=False, highlight=False)
+                continue
+            events = session.ask(line)
+            try:
+                for event in events:
+                    if isinstance(event, Token):
+                        out.print(plain(event.text), end="", highlight=False, markup=False)
+                    elif isinstance(event, Done):
+                        if event.answer.answer or not event.answer.error:
+                            out.print()
+                        _print_answer_tail(event.answer)
+                        out.print()
+            except KeyboardInterrupt:
+                events.close()
+                err.print("\n[yellow]stopped[/] (this answer is not kept for follow-ups)", highlight=False)
+            except QueryError as e:
+                err.print(f"[red]error:[/] {safe(str(e))}", highlight=False)
+    finally:
+        session.close()
+
+
+@command(epilog=_examples(
+    "rag mcp                                  # speaks MCP on stdin/stdout; an AI assistant starts it",
+    "RAG_DATA_DIR=~/papers-index rag mcp",
+    env=(*INDEX_ENV, *LLM_ENV)))
+def mcp(
+    llm: Llm = None, model: Model = None, k: TopK = None,
+    data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
+    chroma_url: ChromaUrl = None, debug: Debug = False,
+) -> None:
+    """Serve the collection to AI assistants (Claude Desktop, Cursor, VS Code, any MCP client) over stdio.
+
+    Read-only: tools search_papers, ask_papers and get_paper, and the collection's status as a
+    resource. Nothing can be ingested or removed through it."""
+    from rag.mcp_server import serve
+
+    serve(_settings(llm=llm, llm_model=model, top_k=k, data_dir=data_dir, collection=collection,
+                    embed_model=embed_model, chroma_url=chroma_url))
 
 
 def _format_eval(results: dict) -> None:
@@ -385,7 +585,7 @@ def _format_eval(results: dict) -> None:
         out.print(split)
 
 
-@app.command()
+@command(epilog=_examples("rag doctor", "rag doctor --json --collection big"))
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     data_dir: DataDir = None, collection: Collection = None, embed_model: EmbedModel = None,
@@ -411,18 +611,25 @@ def doctor(
     raise typer.Exit(1 if report.problems else 0)
 
 
-@app.command("eval")
+@command("eval", epilog=_examples(
+    "rag eval                                 # the seed questions; exit 1 below evals/thresholds.toml",
+    "rag eval --beir path/to/scifact          # nDCG@10, R@100 on a BEIR dataset",
+    "rag eval --llm openai --report eval-report/",
+    env=(*LLM_ENV, "RAG_DATA_DIR", "RAG_EMBED_MODEL")))
 def eval_(
-    beir: Annotated[Path | None, typer.Option(help="Run a BEIR-format dataset dir instead of evals/.")] = None,
-    questions: Annotated[Path | None, typer.Option(help="Question set [default evals/questions.jsonl].")] = None,
-    thresholds: Annotated[Path | None, typer.Option(help="Gate [default evals/thresholds.toml].")] = None,
-    llm: Annotated[str | None, typer.Option("--llm", help="Answer backend to evaluate [default extractive].")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="LLM model name [env RAG_LLM_MODEL].")] = None,
+    beir: Annotated[Path | None, typer.Option(help="Run a BEIR-format dataset dir instead of evals/.",
+                                              metavar="DIR", show_default=False)] = None,
+    questions: Annotated[Path | None, typer.Option(help="Question set [default evals/questions.jsonl].",
+                                                   metavar="FILE", show_default=False)] = None,
+    thresholds: Annotated[Path | None, typer.Option(help="Gate [default evals/thresholds.toml].", metavar="FILE",
+                                                    show_default=False)] = None,
+    llm: Llm = None, model: Model = None,
     answers: Annotated[bool, typer.Option(help="Also evaluate answers (not only retrieval).")] = True,
-    report: Annotated[Path | None, typer.Option(help="Write a Markdown report with plots here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a Markdown report with plots here.", metavar="DIR",
+                                                show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
-    collection: Annotated[str, typer.Option(help="Collection the seeds are ingested into for the eval.")]
-    = "eval-seeds",
+    collection: Annotated[str, typer.Option(help="Collection the seeds are ingested into for the eval.",
+                                            metavar="NAME")] = "eval-seeds",
     data_dir: DataDir = None, embed_model: EmbedModel = None, chroma_url: ChromaUrl = None,
     debug: Debug = False,
 ) -> None:
@@ -456,14 +663,18 @@ def eval_(
         raise typer.Exit(1)
 
 
-@app.command()
+@command(epilog=_examples(
+    "rag ui                                   # http://127.0.0.1:7860",
+    "rag ui --port 8000 --llm ollama --model llama3.2",
+    "rag ui --host 0.0.0.0 --no-upload        # on the network: backend locked, no uploads",
+    env=(*LLM_ENV, *INDEX_ENV, "RAG_MAX_UPLOAD_MB")))
 def ui(
-    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 7860,
-    concurrency: Annotated[int, typer.Option(min=1, help="Questions answered at once; more wait in the queue.")] = 2,
-    llm: Annotated[str | None, typer.Option(
-        "--llm", help="Default backend for new tabs: extractive, openai or ollama [env RAG_LLM].")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Default LLM model name [env RAG_LLM_MODEL].")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it on this machine.",
+                                      metavar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.", metavar="PORT")] = 7860,
+    concurrency: Annotated[int, typer.Option(min=1, help="Questions answered at once; more wait in the queue.",
+                                             metavar="N")] = 2,
+    llm: Llm = None, model: Model = None,
     lock_llm: Annotated[bool | None, typer.Option(
         "--lock-llm/--no-lock-llm", show_default="locked unless --host is a loopback address",
         help="Fix the answer backend, model and URLs to the server's; visitors cannot point the server "
@@ -483,7 +694,9 @@ def ui(
     launch(settings, host=host, port=port, concurrency=concurrency, lock_llm=lock_llm, uploads=upload)
 
 
-@app.command()
+@command(epilog=_examples(
+    "rag remove 3f2a9c0d1e2b4a5c             # a paper id from `rag search --json`",
+    "rag remove old-export.bib                # every paper first read from this file"))
 def remove(
     targets: Annotated[list[str], typer.Argument(
         help="Paper ids (as `rag search --json` shows them) or files whose papers to remove.",
@@ -506,7 +719,7 @@ def remove(
         raise typer.Exit(1)
 
 
-@app.command()
+@command(epilog=_examples("rag status", "rag status --json"))
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     data_dir: DataDir = None, collection: Collection = None, chroma_url: ChromaUrl = None,

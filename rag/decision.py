@@ -153,3 +153,13 @@ def describe(decision: str, evidence: dict, missing: list[str]) -> str:
         why = ", ".join([f"similarity {evidence['dense']:.2f}", f"term coverage {evidence['coverage']:.0%}"]
                         + (["name found"] if evidence.get("name_match") else []))
     return f"decision: {decision} ({why})" + (f"; not in the sources: {', '.join(missing)}" if missing else "")
+
+
+def match_label(cosine: float | None, floor: float) -> str:
+    """How well a paper matches a query, in words: its best passage's cosine similarity, judged
+    against the similarity below which rag does not answer from it (`RAG_REFUSE_BELOW`). BM25 alone
+    has no absolute scale, so a paper only it found is a keyword match. `--json` keeps the raw scores."""
+    if cosine is None:
+        return "keyword match"
+    label = "strong" if cosine >= floor + 0.2 else "fair" if cosine >= floor else "weak"
+    return f"{label} match {max(0, round(cosine * 100))}%"

@@ -159,6 +159,12 @@ class Retriever:
             self._refresh_if_changed()
             return self.index.bm25.doc_freqs(terms)
 
+    def paper(self, paper_id: str):
+        """One paper's catalog row (rag.store.Paper), or None: read as a search reads."""
+        with self._mutex, locked(self.settings, exclusive=False, wait=self.settings.lock_wait):
+            self._refresh_if_changed()
+            return self.index.catalog.papers([paper_id]).get(paper_id)
+
     def embed_query(self, query: str):
         if self._encoder is None:
             self._encoder = self.embedder.query_encoder(self.index.models_dir(self.manifest))

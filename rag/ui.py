@@ -29,16 +29,17 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported
 import gradio as gr  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from rag.answer import Answer, Asker, Done, Retrieved, Source, Token  # noqa: E402
+from rag.answer import Answer, Asker, Done, Retrieved, Source, Token, history_of, kept  # noqa: E402
 from rag.citations import CITATION, expand, strip_citations  # noqa: E402
 from rag.cite import CITE_FORMATS, CITE_SUFFIXES, cited_sources, references  # noqa: E402
-from rag.decision import describe  # noqa: E402
+from rag.decision import describe, match_label  # noqa: E402
 from rag.errors import ConfigError, IndexBusy, IndexMissing, QueryError, RagError  # noqa: E402
-from rag.llm.base import Message  # noqa: E402
 from rag.retrieval import Filters, Hit, Retriever  # noqa: E402
 from rag.settings import BACKENDS, MODES, Settings, display_url, redact  # noqa: E402
 from rag.sources import FILE_TYPES  # noqa: E402
 from rag.text import reference_label, sentences, terms, title_questions  # noqa: E402
+
+REFUSE_BELOW: float = Settings.model_fields["refuse_below"].default  # the shipped floor, for renders without settings
 
 EMPTY_HINT = ("Nothing is indexed yet. Add abstracts in the **Add abstracts** tab "
               "(JSONL/CSV with title and abstract, or text pages), or run `rag ingest` in a terminal.")
@@ -235,20 +236,19 @@ def _plain_snippet(passage: str | None, abstract: str, limit: int = 320) -> str:
     return _esc(text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …")
 
 
-def render_source(source: Source, claims: list[str]) -> str:
+def render_source(source: Source, claims: list[str], floor: float = REFUSE_BELOW) -> str:
     """A source card: the sentences the answer drew on highlighted, the full abstract on expand."""
     parts = sentences(source.abstract)
     marked = supporting_sentences(parts, claims)
     abstract = " ".join(f"<mark>{_esc(s)}</mark>" if i in marked else _esc(s) for i, s in enumerate(parts))
     snippet = " … ".join(f"<mark>{_esc(parts[i])}</mark>" for i in sorted(marked))
-    meta = " · ".join(x for x in (reference_html(source.meta, source.date), f"score {source.score:.3f}",
-                                  f"similarity {source.relevance:.2f}" if source.relevance is not None else "") if x)
+    meta = " · ".join(x for x in (reference_html(source.meta, source.date), match_label(source.relevance, floor)) if x)
     return _card(f"src-{source.n}", f"[{source.n}]", _esc(source.title), meta,
                  snippet or _plain_snippet(source.passage, source.abstract), abstract)
 
 
 def render_sources(sources: list[Source], citations: list[dict] | None = None, refused: bool = False,
-                   filters: Filters | None = None) -> str:
+                   filters: Filters | None = None, floor: float = REFUSE_BELOW) -> str:
     if not sources:
         if filters:
             return f'<p class="rag-note">{_esc(NO_MATCH)} ({_esc(describe_filters(filters))}).</p>'
@@ -259,15 +259,15 @@ def render_sources(sources: list[Source], citations: list[dict] | None = None, r
             claims.setdefault(n, []).append(verdict["sentence"])
     head = ("Nearest papers (none of them answers the question)" if refused else "Sources")
     return (f"<h3>{head}</h3>" + _filter_line(filters)
-            + "".join(render_source(s, claims.get(s.n, [])) for s in sources))
+            + "".join(render_source(s, claims.get(s.n, []), floor) for s in sources))
 
 
-def render_hits(hits: list[Hit], mode: str, filters: Filters | None = None) -> str:
+def render_hits(hits: list[Hit], mode: str, filters: Filters | None = None, floor: float = REFUSE_BELOW) -> str:
     if not hits:
         return (f'<p class="rag-note">{_esc(NO_MATCH)} ({_esc(describe_filters(filters))}).</p>' if filters
                 else '<p class="rag-note">No matching papers.</p>')
     cards = [_card(f"hit-{h.rank}", f"{h.rank}.", _esc(h.title),
-                   " · ".join(x for x in (reference_html(h.meta, h.date), f"score {h.score:.4f}", mode) if x),
+                   " · ".join(x for x in (reference_html(h.meta, h.date), match_label(h.dense_score, floor)) if x),
                    _plain_snippet(h.passage, h.abstract), _esc(h.abstract)) for h in hits]
     return f'{_filter_line(filters)}<div class="hits">{"".join(cards)}</div>'
 
@@ -448,7 +448,7 @@ class App:
         if not question:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        history = [m for q, a, _ in turns if a for m in (Message("user", q), Message("assistant", a))]
+        history = history_of((q, a) for q, a, _ in turns)
         sources_html = gr.skip()
 
         def show(message: str, done: list | None = None, box: str = "", answer: Answer | dict | None = None):
@@ -468,16 +468,17 @@ class App:
             asker = self.asker(settings)
             for event in asker.stream(question, history=history, k=settings.top_k, filters=filters):
                 if isinstance(event, Retrieved):
-                    sources_html = render_sources(event.sources, refused=event.refused, filters=filters)
+                    sources_html = render_sources(event.sources, refused=event.refused, filters=filters,
+                                                  floor=settings.refuse_below)
                     yield show(f"_Found {len(event.sources)} papers; answering…_ ▍")
                 elif isinstance(event, Token):
                     text += event.text
                     yield show(render_streaming(text))
                 elif isinstance(event, Done):
                     answer = event.answer
-                    sources_html = render_sources(answer.sources, answer.citations, answer.refused, filters)
-                    kept = "" if answer.error else answer.answer
-                    yield show("", [*turns, (question, kept, render_answer(answer, asker.refusal, filters))],
+                    sources_html = render_sources(answer.sources, answer.citations, answer.refused, filters,
+                                                  settings.refuse_below)
+                    yield show("", [*turns, (question, kept(answer), render_answer(answer, asker.refusal, filters))],
                                answer=answer)
         except RagError as e:
             typed = {api_key.strip()} if (api_key or "").strip() else set()
@@ -493,7 +494,7 @@ class App:
             filters = parse_filters(since, until, author, venue)
             mode = mode if mode in MODES else self.settings.mode
             hits = self.retriever().search(query, k=max(1, min(int(k or 10), 50)), mode=mode, filters=filters)
-            return render_hits(hits, mode, filters)
+            return render_hits(hits, mode, filters, self.settings.refuse_below)
         except RagError as e:
             return render_error(error_text(e)) if not isinstance(e, IndexMissing) else f"<p>{EMPTY_HINT}</p>"
 

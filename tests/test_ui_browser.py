@@ -398,6 +398,8 @@ class TestBrowser:
         expect(ask(page, SEED_QUESTION, 2)).to_contain_text("[1]")
 
     def test_search_tab_ranks_papers(self, page):
+        import re
+
         from playwright.sync_api import expect
 
         page.get_by_role("tab", name="Search").click()
@@ -408,9 +410,10 @@ class TestBrowser:
         assert cards.count() >= 5
         expect(cards.first).to_contain_text("1.")
         expect(page.locator("#hits")).to_contain_text("LoRA")
+        expect(cards.first).to_contain_text(re.compile(r"(strong|fair|weak) match \d+%"))   # a label, not a raw score
         page.locator("#mode").get_by_text("bm25", exact=True).click()
         page.locator("#search-go").click()
-        expect(cards.first).to_contain_text("bm25")
+        expect(cards.first).to_contain_text("keyword match")   # BM25 alone has no absolute scale
         shot(page, "search")
 
     def test_filters_change_the_sources_and_cite_gives_the_cited_paper(self, page):
@@ -420,7 +423,7 @@ class TestBrowser:
 
         from playwright.sync_api import expect
 
-        def years() -> list[int]:  # the year each source card shows ("2024 · score …"); 0 for none
+        def years() -> list[int]:  # the year each source card shows ("2024 · fair match 48%"); 0 for none
             return [int(m.group()) if (m := re.match(r"\d{4}", meta)) else 0
                     for meta in page.locator("#sources .src-meta").all_inner_texts()]
 

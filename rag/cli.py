@@ -432,8 +432,14 @@ def _line_reader(settings):
             out.print(f"[bold]›[/] {safe(line.rstrip())}", highlight=False)
             return line.rstrip("\n")
         return read
+    import signal
+
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    # A parent that ignores SIGINT (a script's background job, some CI runners) passes that on, and Python
+    # then never raises KeyboardInterrupt: at an interactive prompt Ctrl-C must stop the answer.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     path = settings.data_dir / "chat_history"
     try:

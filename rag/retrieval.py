@@ -126,7 +126,9 @@ class Retriever:
         """Another process ingested since we opened: reopen Chroma and BM25 (held under the lock)."""
         if self.index.replaced():  # a rebuild switched to a whole new generation
             self.index.close()
-            self._open()  # the same model (open checks it), so the query encoder stays
+            self._open()  # the same model (open checks it), but perhaps at another precision
+            if self.index.embedder.fingerprint != self.embedder.fingerprint:
+                self.embedder, self._encoder = self.index.embedder, None
             return
         generation = self.index.catalog.generation()
         if generation != self._generation:

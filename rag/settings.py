@@ -27,6 +27,8 @@ MODES: tuple[str, ...] = get_args(Mode)
 Fusion = Literal["zscore", "rrf"]
 Backend = Literal["extractive", "openai", "ollama"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
+Precision = Literal["fp32", "int8"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 # With RAG_MAX_ANSWER_TOKENS unset, an answer may take this many tokens a sentence it is asked for.
 TOKENS_PER_SENTENCE = 60
 
@@ -109,8 +111,15 @@ class Settings(BaseSettings):
     embedder: str | None = Field(None, description=(
         "Python path `package.module:factory` of a custom embedder (rag.embedding.Embedder), called "
         "with the settings; unset: the sentence-transformers model named by embed_model."))
-    device: str | None = Field(None, description="Torch device for ingest embedding (cpu, cuda); auto if unset.")
-    batch_size: int = Field(64, ge=1, description="Chunks embedded per batch at ingest.")
+    device: str | None = Field(None, description=(
+        "Where ingest embeds: cpu (onnxruntime, at embed_precision) or a torch device (cuda, mps: torch, fp32). "
+        "Unset: a CUDA GPU when torch sees one, else cpu."))
+    embed_precision: Precision = Field("fp32", description=(
+        "Weights of the CPU encoder that builds a new index (or a --rebuild): fp32, or int8 (dynamically "
+        "quantised, about 1.5x the chunks/s of fp32 on a CPU, vectors at cosine 0.99+ to fp32, but SciFact "
+        "hybrid nDCG@10 0.7245 against 0.728). An existing index keeps the encoder that built it, for queries "
+        "and ingests alike."))
+    batch_size: int = Field(64, ge=1, description="Most chunks embedded per batch at ingest.")
     chroma_url: str | None = Field(None, description=(
         "Chroma server URL (http://host:port). Unset: embedded PersistentClient under data_dir."))
     chunk_tokens: int = Field(256, ge=32, le=512, description=(

@@ -8,7 +8,8 @@ Layout under the data dir:
     <collection>.live                names the live generation; absent: <collection> itself
     <generation>/catalog.sqlite      papers, ingested files, manifest (model, chunking)
     <generation>/bm25/               bm25s index over title + abstract, ids in bm25/ids.json
-    models/<fingerprint>/model.onnx  the query encoder, exported at ingest
+    models/<fingerprint>/model.onnx  the encoder ingest and queries run (onnxruntime), exported by the first
+                                     ingest at the index's precision (an int8 fingerprint ends in -int8)
 
 A generation is `<collection>` or `<collection>-rebuild<N>`: its directory and its Chroma
 collection carry that name. `rag ingest --rebuild` builds the next one and switches to it by one
@@ -857,12 +858,13 @@ class Index:
         return live_name(self.settings) != self.name or self.catalog.replaced()
 
     def check_model(self) -> Manifest:
-        from rag.embedding import load_embedder
+        from rag.embedding import for_index, load_embedder
 
         manifest = self.catalog.manifest()
         if manifest is None:
             raise IndexMissing(f"the index in {self.root} is empty; run `rag ingest` first")
-        self.embedder = asked = load_embedder(self.settings)
+        # The model asked for, at the precision that built the index: its queries need the same encoder.
+        self.embedder = asked = for_index(load_embedder(self.settings), manifest.model_fingerprint)
         if asked.fingerprint != manifest.model_fingerprint:
             raise ModelMismatch(
                 f"the index in {self.root} was built with {manifest.embed_model} "

@@ -80,6 +80,28 @@ def test_reingest_embeds_nothing_and_is_fast(tmp_path):
     assert second.chunks_total == first.chunks_total
 
 
+def test_vectors_embedded_a_part_ahead_land_on_their_chunks_and_progress_comes_from_the_ingesting_thread(
+        tmp_path, monkeypatch):
+    import threading
+
+    import numpy as np
+
+    from rag import ingestion as ingest_module
+
+    monkeypatch.setattr(ingest_module, "PAPERS_PER_COMMIT", 2)   # four parts, each embedded while one is written
+    source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(7))
+    settings = Settings(data_dir=tmp_path / "d")
+    seen = []
+    report = ingest([source], settings, progress=lambda done, total: seen.append((done, total, threading.get_ident())))
+    assert seen[-1][:2] == (report.chunks_embedded, report.chunks_embedded)
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+    assert {t for _, _, t in seen} == {threading.get_ident()}   # the UI's callback belongs to its request
+    got = Index(settings).vectors.collection(create=False).get(include=["documents", "embeddings"])
+    fake = HashEmbedder()
+    assert len(got["ids"]) == report.chunks_embedded
+    assert all(np.allclose(v, fake.vector(d)) for d, v in zip(got["documents"], got["embeddings"]))
+
+
 def test_changed_paper_is_updated_not_duplicated(tmp_path):
     records = synthetic_papers(3)
     source = write_jsonl(tmp_path / "papers.jsonl", records)

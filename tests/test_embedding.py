@@ -57,6 +57,26 @@ def test_onnx_vectors_match_torch_row_by_row_whatever_the_length_order(built, re
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
 
+
+def test_the_gpu_encoder_gives_the_same_vectors_in_order_on_the_cpu(real_model):
+    """`--device cuda` runs TorchDocEncoder (fp16 there); the same code with device=cpu (fp32) is checked here:
+    texts tokenized a group ahead, length-sorted batches, vectors back in the order given."""
+    from rag.embedding import DocEncoder, TorchDocEncoder
+    from rag.sources import load
+
+    model = _model()
+    papers = load([SEEDS]).papers[:6]
+    texts = [papers[0].title, papers[1].abstract, "short query", f"{papers[2].title}\n{papers[2].abstract}",
+             papers[3].abstract[:300], papers[4].abstract, papers[5].title]
+    reference = DocEncoder(model, "cpu").encode(texts)
+    encoder = TorchDocEncoder(model, "cpu", batch_size=2)
+    encoder.GROUP_BATCHES = 2   # groups of 4 texts: the second group is tokenized while the first runs
+    done: list[int] = []
+    vectors = encoder.encode(texts, progress=done.append)
+    assert ((vectors * reference).sum(axis=1)).min() >= 0.9999
+    assert sum(done) == len(texts) and max(done) <= 2
+    assert encoder.encode([]).shape == (0, reference.shape[1])
+
 def test_an_int8_index_records_it_and_is_searched_with_int8_whatever_the_settings_say(built, real_model):
     import numpy as np
 

@@ -432,14 +432,8 @@ def _line_reader(settings):
             out.print(f"[bold]›[/] {safe(line.rstrip())}", highlight=False)
             return line.rstrip("\n")
         return read
-    import signal
-
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory, InMemoryHistory
-
-    # A parent that ignores SIGINT (a script's background job, some CI runners) passes that on, and Python
-    # then never raises KeyboardInterrupt: at an interactive prompt Ctrl-C must stop the answer.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     path = settings.data_dir / "chat_history"
     try:
@@ -479,6 +473,11 @@ def chat(
 
     settings = _settings(llm=llm, llm_model=model, top_k=k, data_dir=data_dir, collection=collection,
                          embed_model=embed_model, chroma_url=chroma_url)
+    import signal
+
+    # A parent that ignores SIGINT (a script's background job, some CI runners) passes that on, and Python
+    # then never raises KeyboardInterrupt: in a chat, Ctrl-C (or `kill -INT`) must stop the answer.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     session = ChatSession(settings, _filters(since, until, author, venue))
     read = _line_reader(settings)
     papers = session.retriever.index.catalog.counts()["papers"]

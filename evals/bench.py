@@ -276,15 +276,16 @@ def ingest_vs_naive(corpus: Path, tmp: Path, rounds: int) -> dict:
 
 
 def bench_ingest(docs: int, e2e_docs: int, pairs: int, out: Path) -> None:
+    figures: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                 "platform": platform.platform()}}
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rag-bench-ingest-") as name:
         tmp = Path(name)
         corpus = SCIFACT / "corpus.jsonl"
-        throughput = embed_throughput(head(corpus, docs, tmp / f"scifact-{docs}.jsonl"), tmp)
+        figures["embedding"] = throughput = embed_throughput(head(corpus, docs, tmp / f"scifact-{docs}.jsonl"), tmp)
+        out.write_text(json.dumps(figures, indent=2))   # kept if the rest is cut short
         e2e = ingest_vs_naive(head(corpus, e2e_docs, tmp / f"scifact-{e2e_docs}.jsonl"), tmp, pairs)
-    figures = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                           "platform": platform.platform()},
-               "embedding": throughput, "end_to_end": {"abstracts": e2e_docs, **e2e}}
-    out.parent.mkdir(parents=True, exist_ok=True)
+    figures["end_to_end"] = {"abstracts": e2e_docs, **e2e}
     out.write_text(json.dumps(figures, indent=2))
     print(f"\nembedding {throughput['chunks']} chunks of the first {throughput['papers']} SciFact abstracts, "
           f"{throughput['parts']} parts, interleaved\n")

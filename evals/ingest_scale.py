@@ -2,7 +2,8 @@
 path on a synthetic arXiv-snapshot JSONL, and Chroma upsert throughput by batch size.
 
     # smoke (a minute or two)
-    nice -n 10 .venv/bin/python evals/ingest_scale.py --lines 2000 --chunks 5000 --long-minutes 0.5 --out /tmp/smoke.json
+    nice -n 10 .venv/bin/python evals/ingest_scale.py --lines 2000 --chunks 5000 --long-minutes 0.5 \
+        --out /tmp/ingest_scale_smoke.json
     # the measured run (evals/results/ingest_scale.json)
     nice -n 10 .venv/bin/python evals/ingest_scale.py --lines 200000 --chunks 100000 --long-minutes 15
     # one part only, or several ingest sizes (each in a fresh process)
@@ -151,7 +152,8 @@ def arxiv_record(i: int, words: Words, rng) -> dict:
         "submitter": f"{people[0][1]} {people[0][0]}",
         "authors": authors,
         "title": _wrap(title, 70, "").rstrip("\n").replace("\n", "\n  "),
-        "comments": f"{int(rng.integers(4, 40))} pages, {int(rng.integers(0, 12))} figures" if rng.random() < 0.7 else None,
+        "comments": (f"{int(rng.integers(4, 40))} pages, {int(rng.integers(0, 12))} figures"
+                     if rng.random() < 0.7 else None),
         "journal-ref": f"Phys. Rev. D {int(rng.integers(1, 110))}, {int(rng.integers(1000, 99999))} ({year})"
         if has_journal else None,
         "doi": f"10.{1000 + i % 9000}/synthetic.{i}" if has_journal or rng.random() < 0.1 else None,
@@ -369,7 +371,8 @@ def run_ingest(jsonl: Path, lines: int, work: Path, trace: bool) -> dict:
             part.write(line)
     data_dir, log = work / f"data-{lines}", work / f"ingest-{lines}.log"
     every = max(500, lines // 40)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(HERE), str(ROOT), os.environ.get("PYTHONPATH")] if p)}
+    path = [str(HERE), str(ROOT), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
     env.pop("RAG_EMBEDDER", None)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "ingest", str(src), str(data_dir), str(log),
            str(every), "1" if trace else "0"]
@@ -399,9 +402,10 @@ def run_ingest(jsonl: Path, lines: int, work: Path, trace: bool) -> dict:
         return {str(m): next(({"t": e["t"], "rss_mb": e["rss_mb"], "hwm_mb": e["hwm_mb"]}
                               for e in rows if e[key] >= m), None) for m in marks}
 
-    marks = sorted({m for m in (25_000, 50_000, 100_000, 200_000, lines // 8, lines // 4, lines // 2, lines) if 0 < m <= lines})
-    stages = [{k: e[k] for k in e if k in ("t", "event", "rss_mb", "hwm_mb", "traced_mb", "traced_peak_mb", "grew_since_last",
-                                           "chunks", "papers")}
+    marks = sorted({m for m in (25_000, 50_000, 100_000, 200_000, lines // 8, lines // 4, lines // 2, lines)
+                    if 0 < m <= lines})
+    keep = ("t", "event", "rss_mb", "hwm_mb", "traced_mb", "traced_peak_mb", "grew_since_last", "chunks", "papers")
+    stages = [{k: e[k] for k in e if k in keep}
               for e in events if e["event"] not in ("parsed", "written")]
     step = max(1, len(samples) // 200)
     return {
@@ -523,21 +527,24 @@ def child_grid(n: int, batches: list[str], slice_size: int, out: Path) -> None:
             for s in order if r % 2 == 0 else order[::-1]:
                 while s.chunks < min(n, (r + 1) * slice_size):
                     s.step(source)
-            print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{s.label} {s.chunks / s.upsert_s:,.0f}/s" for s in settings),
-                  file=sys.stderr, flush=True)
-        rows = []
+            rates = ", ".join(f"{s.label} {s.chunks / s.upsert_s:,.0f}/s" for s in settings)
+            print(f"  round {r + 1}/{rounds}: {rates}", file=sys.stderr, flush=True)
+            _grid_out(out, first.max_batch, settings, r + 1, rounds)   # a run stopped early keeps what it measured
         for s in settings:
-            count = s.store.collection(create=False).count()
-            rows.append({"batch": s.batch, "batch_chunks": s.sizes()[0] or round(s.chunks / s.calls, 1),
-                         "documents": s.docs, "chunks": s.chunks, "stored": count, "calls": s.calls,
-                         "upsert_s": round(s.upsert_s, 1), "chunks_per_s": round(s.chunks / s.upsert_s, 1),
-                         "cpu_per_wall": round(s.cpu_s / s.upsert_s, 2), "disk_mb": _du_mb(s.dir),
-                         "generate_s": round(s.make_s, 1)})
             s.store.close()
-        out.write_text(json.dumps({"max_batch_size": first.max_batch, "rows": rows,
-                                   "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _grid_out(out: Path, max_batch: int, settings: list[Setting], done: int, rounds: int) -> None:
+    rows = [{"batch": s.batch, "batch_chunks": s.sizes()[0] or round(s.chunks / s.calls, 1),
+             "documents": s.docs, "chunks": s.chunks, "stored": s.store.collection(create=False).count(),
+             "calls": s.calls, "upsert_s": round(s.upsert_s, 1), "chunks_per_s": round(s.chunks / s.upsert_s, 1),
+             "chunks_per_cpu_s": round(s.chunks / s.cpu_s, 1), "cpu_per_wall": round(s.cpu_s / s.upsert_s, 2),
+             "disk_mb": _du_mb(s.dir), "generate_s": round(s.make_s, 1)} for s in settings]
+    out.write_text(json.dumps({"max_batch_size": max_batch, "rounds_done": done, "rounds": rounds, "rows": rows,
+                               "load_avg_1m": os.getloadavg()[0],
+                               "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
 def child_long(batch: str, docs: bool, minutes: float, cap: int, window: int, out: Path) -> None:
@@ -560,12 +567,12 @@ def child_long(batch: str, docs: bool, minutes: float, cap: int, window: int, ou
                              "rss_mb": _status_mb().get("VmRSS"), "disk_mb": _du_mb(s.dir)})
                 last = (s.chunks, s.upsert_s, s.cpu_s)
                 print(f"  {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
-        count = s.store.collection(create=False).count()
+                out.write_text(json.dumps({   # after every window: a run stopped early keeps what it measured
+                    "batch": batch, "batch_chunks": s.sizes()[0] or round(s.chunks / s.calls, 1), "documents": docs,
+                    "minutes": minutes, "stored": s.store.collection(create=False).count(),
+                    "generate_s": round(s.make_s, 1), "windows": rows,
+                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
         s.store.close()
-        out.write_text(json.dumps({"batch": batch, "batch_chunks": s.sizes()[0] or round(s.chunks / s.calls, 1),
-                                   "documents": docs, "stored": count, "generate_s": round(s.make_s, 1),
-                                   "windows": rows,
-                                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -610,8 +617,13 @@ def _child(args: list[str]) -> None:
 
 
 def _run_child(args: list[str], out: Path) -> dict:
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *args], check=True)
-    return json.loads(out.read_text())
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *args])
+    if done.returncode != 0:
+        if not out.is_file():
+            raise SystemExit(f"the {args[0]} child failed (exit {done.returncode}) before measuring anything")
+        print(f"the {args[0]} child stopped early (exit {done.returncode}): keeping what it measured",
+              file=sys.stderr, flush=True)
+    return {**json.loads(out.read_text()), **({"stopped_early_exit": done.returncode} if done.returncode else {})}
 
 
 def main() -> None:
@@ -619,7 +631,8 @@ def main() -> None:
         _child(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["all", "ingest", "chroma"], default="all")
+    parser.add_argument("--part", choices=["all", "ingest", "chroma", "grid", "long"], default="all",
+                        help="chroma = grid then long; long alone needs --long-batch")
     parser.add_argument("--lines", default="2000", help="ingest sizes, comma-separated (each a fresh process)")
     parser.add_argument("--trace", action="store_true", help="tracemalloc top sites at stage boundaries (slow)")
     parser.add_argument("--chunks", type=int, default=5000, help="chunks per setting of the batch-size grid")
@@ -659,22 +672,24 @@ def main() -> None:
             jsonl.unlink()
             result["ingest_trace" if args.trace else "ingest"] = {"command": " ".join(sys.argv), "snapshot": snapshot,
                                                                   "runs": runs}
-        if args.part in ("all", "chroma"):
+        if args.part in ("all", "chroma", "grid"):
             batches = args.batches.split(",")
             print(f"Chroma upsert grid: {batches} x documents yes/no, {args.chunks:,} chunks each", file=sys.stderr,
                   flush=True)
             grid = _run_child(["grid", str(args.chunks), ",".join(batches), str(args.slice), str(work / "grid.json")],
                               work / "grid.json")
             result["upsert_grid"] = {"command": " ".join(sys.argv), **grid}
-            if args.long_minutes > 0:
-                docs = args.long_docs == "yes"
-                candidates = [r for r in grid["rows"] if r["documents"] == docs]
-                batch = args.long_batch or max(candidates, key=lambda r: r["chunks_per_s"])["batch"]
-                print(f"long run: batch {batch}, documents {docs}, {args.long_minutes} min", file=sys.stderr, flush=True)
-                long = _run_child(["long", batch, "1" if docs else "0", str(args.long_minutes), str(args.long_max),
-                                   str(args.window), str(work / "long.json")], work / "long.json")
-                long["to_1m_chunks"] = extrapolate(long["windows"])
-                result["upsert_long"] = {"command": " ".join(sys.argv), **long}
+        if args.part in ("all", "chroma", "long") and args.long_minutes > 0:
+            docs = args.long_docs == "yes"
+            if not args.long_batch and "upsert_grid" not in result:
+                raise SystemExit("--part long needs --long-batch (or a grid in --out to pick it from)")
+            candidates = [r for r in result.get("upsert_grid", {}).get("rows", []) if r["documents"] == docs]
+            batch = args.long_batch or max(candidates, key=lambda r: r["chunks_per_s"])["batch"]
+            print(f"long run: batch {batch}, documents {docs}, {args.long_minutes} min", file=sys.stderr, flush=True)
+            long = _run_child(["long", batch, "1" if docs else "0", str(args.long_minutes), str(args.long_max),
+                               str(args.window), str(work / "long.json")], work / "long.json")
+            long["to_1m_chunks"] = extrapolate(long["windows"])
+            result["upsert_long"] = {"command": " ".join(sys.argv), **long}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     summary(result)
@@ -685,7 +700,8 @@ def summary(result: dict) -> None:
         print(f"ingest {run['lines']:,} lines: {run['papers']:,} papers, {run['chunks']:,} chunks, peak RSS "
               f"{run['peak_rss_mb']:,.0f} MB, {run['ingest_s']} s ({run['papers_per_s']} papers/s)")
         for stage in run["stages"]:
-            print(f"    {stage['t']:>8} s  {stage['event']:<22} rss {stage.get('rss_mb')} MB  hwm {stage.get('hwm_mb')} MB")
+            print(f"    {stage['t']:>8} s  {stage['event']:<22} rss {stage.get('rss_mb')} MB  "
+                  f"hwm {stage.get('hwm_mb')} MB")
     if grid := result.get("upsert_grid"):
         print(f"upsert grid (max_batch_size {grid['max_batch_size']}):")
         print("| batch | chunks a call | documents | chunks/s | cpu/wall | disk MB |")

@@ -104,7 +104,7 @@ def _follow(settings: Settings, live: str, manifest, generation: int) -> Followe
             report.removed = len(gone)
         if not full and index.catalog.counts()["chunks"] < total:
             report.papers += _fetch(index, None)
-        index.bm25.build(list(index.catalog.all_papers()), built_from=index.catalog.digest(),
+        index.bm25.build(index.catalog.all_papers(), built_from=index.catalog.digest(),
                          swap=locked(settings, exclusive=True, wait=600))
         with locked(settings, exclusive=True, wait=600):
             index.catalog.set_synced(generation)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import shutil
 import sqlite3
 import time
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from rag.errors import ConfigError, IndexDamaged, IndexMissing, ModelMismatch, SourceError
 from rag.settings import Settings
-from rag.sources import Paper, Rejected, identifiers, load, merge_meta, same_work, walk
+from rag.sources import LoadResult, Paper, Rejected, identifiers, load_windows, merge_meta, same_work, walk
 from rag.store import (
     Index,
     Manifest,
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 # Papers embedded and committed together: small enough that a killed run loses little,
 # large enough to keep the encoder's batches full.
 PAPERS_PER_COMMIT = 128
+# Papers read from the files and held at once: a library bigger than this (the arXiv snapshot's 2.7M) streams
+# through in windows of it, so memory stays that of one window (about 3 KB a paper with its chunks).
+PAPERS_PER_WINDOW = 50_000
 # How long one write (a batch of vectors, the BM25 swap) waits for the searches in flight: searches
 # hold the lock for milliseconds and none starts while a write waits, so this is only a backstop.
 WRITE_WAIT = 600.0
@@ -152,29 +156,32 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
     if missing:
         raise SourceError(f"no such file or directory: {', '.join(missing)}")
     embedder = load_embedder(settings)
-    loaded = load(paths, max_bytes=settings.max_file_mb * 1024 * 1024)
-    report = IngestReport(duplicates=loaded.duplicates, rejected=loaded.rejected, files=loaded.files)
-    if not loaded.papers:
+    windows = load_windows(paths, max_bytes=settings.max_file_mb * 1024 * 1024, window=PAPERS_PER_WINDOW)
+    first = next(windows)   # the only one when it holds no papers
+    report = IngestReport()
+    if not first.papers:
         where = ", ".join(str(p) for p in paths)
-        reasons = "; ".join(f"{Path(r.source).name} {r.location}: {r.reason}" for r in loaded.rejected[:3])
-        more = f" and {len(loaded.rejected) - 3} more" if len(loaded.rejected) > 3 else ""
-        detail = f" (rejected {reasons}{more})" if loaded.rejected else ""
+        reasons = "; ".join(f"{Path(r.source).name} {r.location}: {r.reason}" for r in first.rejected[:3])
+        more = f" and {len(first.rejected) - 3} more" if len(first.rejected) > 3 else ""
+        detail = f" (rejected {reasons}{more})" if first.rejected else ""
         raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
+    windows = itertools.chain([first], windows)
 
     with writing(settings, wait, on_wait), _full_disk_stops(settings):
         if rebuild:
-            _rebuild(loaded, settings, embedder, report, progress)
+            _rebuild(windows, settings, embedder, report, progress)
         else:
             with _write(settings):
                 drop_leftovers(settings)
-            _index(loaded.papers, loaded.files, settings, None, embedder, report, progress)
+            present = _index(windows, settings, None, embedder, report, progress, keep_ids=sync)
             if sync:
-                _sync(paths, loaded.papers, settings, report)
+                _sync(paths, present, settings, report)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _rebuild(loaded, settings: Settings, embedder: Embedder, report: IngestReport, progress: Progress | None) -> None:
+def _rebuild(windows: Iterator[LoadResult], settings: Settings, embedder: Embedder, report: IngestReport,
+             progress: Progress | None) -> None:
     """Build the next generation beside the live one, which answers searches until one atomic
     switch: a rebuild killed before it leaves the old index, after it the new one. Then the rest go."""
     with _write(settings):
@@ -197,7 +204,7 @@ def _rebuild(loaded, settings: Settings, embedder: Embedder, report: IngestRepor
             existing = {live}
     staged = generation_name(settings.collection,
                              1 + max((generation_number(settings.collection, n) for n in existing), default=0))
-    _index(loaded.papers, loaded.files, settings, staged, embedder, report, progress)
+    _index(windows, settings, staged, embedder, report, progress)
     switch_live(settings, staged)
     with _write(settings):  # no search still reads the old ones
         drop_leftovers(settings, keep=staged)
@@ -215,10 +222,11 @@ def _full_disk_stops(settings: Settings):
         raise
 
 
-def _index(papers: list[Paper], files: list[str], settings: Settings, name: str | None, embedder: Embedder,
-           report: IngestReport, progress: Progress | None) -> None:
-    """Index `papers` into generation `name` (None: the live one). Embedding runs unlocked; each
-    write to the index takes the write lock for just that write."""
+def _index(windows: Iterator[LoadResult], settings: Settings, name: str | None, embedder: Embedder,
+           report: IngestReport, progress: Progress | None, keep_ids: bool = False) -> set[str]:
+    """Index the papers of each window into generation `name` (None: the live one). Embedding runs
+    unlocked; each write to the index takes the write lock for just that write. Returns the ids of the
+    papers read when `keep_ids` (for --sync)."""
     with _write(settings):
         index = Index(settings, name)
     try:
@@ -229,28 +237,43 @@ def _index(papers: list[Paper], files: list[str], settings: Settings, name: str 
         wanted = Manifest(embedder.name, embedder.fingerprint, 0, chunk_tokens, settings.chunk_overlap)
         _check_manifest(existing, wanted, index.root)
 
-        known = index.catalog.hashes()
-        papers = _merge_known(papers, index, known, report)
-        todo = [p for p in papers if known.get(p.paper_id) != content_hash(p)]
-        report.updated = sum(1 for p in todo if p.paper_id in known)
-        report.added = len(todo) - report.updated
-        report.unchanged = len(papers) - len(todo)
-
         # What queries use, and ingest embeds with: made (the ONNX export, in a child process) while this
         # thread chunks, and waited for before the first vector. Atomic on its own.
         prepared = _in_thread(embedder.prepare_queries, index.models_dir(wanted))
-        if todo:
-            report.chunks_embedded = _embed(todo, known, index, embedder, wanted, existing, progress, prepared)
+        files: dict[str, int] = {}
+        present: set[str] = set()
+        total = 0   # chunks to embed, as far as the windows read so far tell
+        for window in windows:
+            report.duplicates += window.duplicates
+            report.rejected += window.rejected
+            report.files += window.files
+            papers = _merge_known(window.papers, index, report)
+            known = index.catalog.hashes([p.paper_id for p in papers])
+            todo = [p for p in papers if known.get(p.paper_id) != content_hash(p)]
+            updated = sum(1 for p in todo if p.paper_id in known)
+            report.updated += updated
+            report.added += len(todo) - updated
+            report.unchanged += len(papers) - len(todo)
+            if todo:
+                total = _embed(todo, known, index, embedder, wanted, progress, prepared, total)
+            if unchanged := [p for p in papers if p.meta and known.get(p.paper_id) == content_hash(p)]:
+                _set_meta(index, unchanged)
+            files.update((f, 0) for f in window.files)   # a file is listed in the window it starts in
+            for p in papers:
+                if p.source in files:
+                    files[p.source] += 1
+            if keep_ids:
+                present.update(p.paper_id for p in papers)
+        report.chunks_embedded = total
         prepared.result()
-        if unchanged := [p for p in papers if p.meta and known.get(p.paper_id) == content_hash(p)]:
-            _set_meta(index, unchanged)
         with _write(settings):
             _drop_orphans(index)
-        if todo or index.bm25.needs_build(index.catalog.digest()):
+        if total or index.bm25.needs_build(index.catalog.digest()):
             _rebuild_keywords(index)
-        index.catalog.record_files(_papers_per_file(papers, files))
+        index.catalog.record_files(files)
         counts = index.catalog.counts()
         report.papers_total, report.chunks_total = counts["papers"], counts["chunks"]
+        return present
     finally:
         index.close()
 
@@ -278,11 +301,12 @@ def _set_meta(index: Index, papers: list[Paper]) -> None:
             _publish(index, generation, caught_up)
 
 
-def _merge_known(papers: list[Paper], index: Index, known: dict[str, str], report: IngestReport) -> list[Paper]:
+def _merge_known(papers: list[Paper], index: Index, report: IngestReport) -> list[Paper]:
     """Papers indexed before from another export (the same DOI, arXiv id or PMID, and a title that
     agrees) stay one paper: the indexed one keeps its vectors and gains the new record's metadata."""
+    known = index.catalog.hashes([p.paper_id for p in papers if identifiers(p.meta)])
     fresh = [p for p in papers if p.paper_id not in known and identifiers(p.meta)]
-    indexed = index.catalog.identified() if fresh else {}
+    indexed = index.catalog.identified({k for p in fresh for k in identifiers(p.meta)}) if fresh else {}
     into: dict[str, list[Paper]] = {}
     for p in fresh:
         hit = next((indexed[k] for k in identifiers(p.meta) if k in indexed and same_work(p.title, indexed[k][1])),
@@ -301,8 +325,7 @@ def _merge_known(papers: list[Paper], index: Index, known: dict[str, str], repor
     return [p for p in papers if id(p) not in merged]
 
 
-def _sync(paths: list[Path], papers: list[Paper], settings: Settings, report: IngestReport) -> None:
-    present = {p.paper_id for p in papers}
+def _sync(paths: list[Path], present: set[str], settings: Settings, report: IngestReport) -> None:
     index = Index(settings)
     try:
         gone = [pid for pid in index.catalog.from_files(list(walk(paths))) if pid not in present]
@@ -357,7 +380,7 @@ def remove(targets: list[str], settings: Settings) -> RemoveReport:
 
 def _rebuild_keywords(index: Index) -> None:
     """BM25 from the catalog as it now is, built unlocked and swapped in under the write lock."""
-    index.bm25.build(list(index.catalog.all_papers()), built_from=index.catalog.digest(),
+    index.bm25.build(index.catalog.all_papers(), built_from=index.catalog.digest(),
                      swap=_write(index.settings))
     index.catalog.bump_generation()
 
@@ -421,7 +444,7 @@ def doctor(settings: Settings) -> DoctorReport:
                                        "`rag ingest` their files again to embed them")
             digest = index.catalog.digest()
             if why := index.bm25.damage() or ("stale" if index.bm25.needs_build(digest) else None):
-                index.bm25.build(list(index.catalog.all_papers()), built_from=digest)
+                index.bm25.build(index.catalog.all_papers(), built_from=digest)
                 report.repaired.append(f"rebuilt the keyword index from the catalog ({why})")
             if report.repaired:
                 index.catalog.bump_generation()
@@ -457,24 +480,26 @@ def _in_thread(work: Callable[..., None], *args) -> Future:
         pool.shutdown(wait=False)
 
 
-def _embed(todo, known, index: Index, embedder: Embedder, wanted: Manifest, existing: Manifest | None,
-           progress: Progress | None, prepared: Future) -> int:
+def _embed(todo: list[Paper], known: dict[str, str], index: Index, embedder: Embedder, wanted: Manifest,
+           progress: Progress | None, prepared: Future, done: int) -> int:
+    """Chunk, embed and write one window's papers; `done` chunks were embedded before it. Returns the
+    chunks embedded so far."""
     from rag.chunking import Chunker
 
     chunker = Chunker(embedder.tokenizer(), wanted.chunk_tokens, wanted.chunk_overlap)
-    if existing is None:
+    if index.catalog.manifest() is None:
         # Searches may start after the first commit, long before this ingest builds the keyword
         # index at its end: until then they find an empty one (and rank by vectors alone).
         index.bm25.build([], built_from="", swap=_write(index.settings))
     with _write(index.settings):
-        if existing is None:
+        if index.catalog.manifest() is None:
             index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": embedder.dim}))
         # A changed paper may now have fewer chunks: drop its old ones before re-adding.
         index.vectors.delete_papers([p.paper_id for p in todo if p.paper_id in known])
     chunked = [(p, chunker.chunks(p)) for p in todo]
-    total = sum(len(c) for _, c in chunked)
-    done = 0
-    room(index.settings, total)  # all of it, before the first write: better now than half-way
+    window = sum(len(c) for _, c in chunked)
+    total = done + window
+    room(index.settings, window)  # all of it, before the first write: better now than half-way
 
     def step(n: int) -> None:
         nonlocal done
@@ -564,11 +589,3 @@ def room(settings: Settings, chunks: int) -> None:
     needed = chunks * per_chunk / 1e6 + settings.min_free_mb
     if free_mb(settings.data_dir) < needed:
         raise disk_full(settings.data_dir, needed)
-
-
-def _papers_per_file(papers, files: list[str]) -> dict[str, int]:
-    counts = {f: 0 for f in files}
-    for p in papers:
-        if p.source in counts:
-            counts[p.source] += 1
-    return counts

@@ -31,7 +31,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -265,6 +265,12 @@ def switch_live(settings: Settings, name: str, anchor: bool = True) -> None:
         os.close(dir_fd)
 
 
+def _parts(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    """`ids` in slices SQLite takes as the parameters of one `in (...)`."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
 class Catalog:
     """SQLite table of papers and ingested files, plus the manifest."""
 
@@ -329,8 +335,12 @@ class Catalog:
         self.db.execute("insert or replace into meta values ('synced', ?)", (str(generation),))
         self.db.commit()
 
-    def hashes(self) -> dict[str, str]:
-        return dict(self.db.execute("select paper_id, content_hash from papers"))
+    def hashes(self, ids: list[str] | None = None) -> dict[str, str]:
+        """{paper id: content hash} of every paper, or of those of `ids` that are indexed."""
+        if ids is None:
+            return dict(self.db.execute("select paper_id, content_hash from papers"))
+        return {pid: h for part in _parts(ids) for pid, h in self.db.execute(
+            f"select paper_id, content_hash from papers where paper_id in ({','.join('?' * len(part))})", part)}
 
     def digest(self) -> str:
         """Changes whenever a paper is added, removed or changed."""
@@ -353,9 +363,8 @@ class Catalog:
         """Metadata of papers already indexed: a richer export of the same paper needs no embedding.
         Returns {paper id: chunks} of those whose metadata changed."""
         wanted = {p.paper_id: json.dumps(p.meta, ensure_ascii=False) if p.meta else None for p in papers}
-        ids, changed = list(wanted), {}
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
+        changed = {}
+        for part in _parts(list(wanted)):
             for pid, meta, chunks in self.db.execute(
                     f"select paper_id, meta, chunks from papers where paper_id in ({','.join('?' * len(part))})",
                     part):
@@ -365,15 +374,17 @@ class Catalog:
         self.db.commit()
         return changed
 
-    def identified(self) -> dict[str, tuple[str, str]]:
-        """{DOI/arXiv/PMID key: (paper id, title)} of the papers indexed, for merging a paper that comes
-        back from another export (Zotero, then the arXiv snapshot) into the one already here."""
+    def identified(self, keys: set[str]) -> dict[str, tuple[str, str]]:
+        """{DOI/arXiv/PMID key: (paper id, title)} of the papers indexed under any of `keys`, for merging a
+        paper that comes back from another export (Zotero, then the arXiv snapshot) into the one already
+        here. One pass over the table, keeping only the hits: memory stays that of `keys`."""
         out: dict[str, tuple[str, str]] = {}
         for pid, title, doi, arxiv, pmid in self.db.execute(
                 "select paper_id, title, json_extract(meta, '$.doi'), json_extract(meta, '$.ids.arxiv'), "
                 "json_extract(meta, '$.ids.pmid') from papers where meta is not null"):
             for key in identifiers({"doi": doi, "ids": {"arxiv": arxiv, "pmid": pmid}}):
-                out.setdefault(key, (pid, title))
+                if key in keys:
+                    out.setdefault(key, (pid, title))
         return out
 
     def remove(self, paper_ids: list[str]) -> None:
@@ -400,8 +411,7 @@ class Catalog:
 
     def papers(self, ids: list[str]) -> dict[str, Paper]:
         out: dict[str, Paper] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
+        for part in _parts(ids):
             marks = ",".join("?" * len(part))
             for row in self.db.execute(
                     f"select paper_id, title, abstract, source, authors, date, meta from papers "
@@ -419,6 +429,101 @@ class Catalog:
 
     def files(self) -> list[dict]:
         return [{"path": p, "papers": n} for p, n in self.db.execute("select path, papers from files order by path")]
+
+
+BM25_BATCH = 20_000   # papers tokenized at a time while the keyword index is built
+
+
+def _write_bm25(rows: Iterable[tuple[str, str, str]], tokenize: Callable[[list[str]], list[list[str]]],
+                out: Path, k1: float, b: float) -> None:
+    """The files bm25s saves (its Lucene BM25: the same scores, to float32 rounding), written a batch of
+    papers at a time so that memory stays that of one batch, the vocabulary and the per-term counts: the
+    arXiv snapshot's 2.7M abstracts would hold several GB in bm25s's own `index`. Pass one tokenizes and
+    spools each paper's (term, count) pairs to disk; pass two scores them and places them, column by
+    column, into memory-mapped CSC arrays whose pages are handed back to the OS after each batch."""
+    import mmap
+
+    import numpy as np
+
+    vocab: dict[str, int] = {}
+    df = np.zeros(1024, np.int64)
+    lengths: list[np.ndarray] = []   # terms a paper has, stopwords dropped (int32: 4 bytes a paper)
+    sizes: list[int] = []            # (term, count) pairs each batch spooled
+    ids = (out / "ids.json").open("w")
+    spool = (out / "spool.bin").open("w+b")
+    ids.write("[")
+    n_docs = 0
+    for batch in _batches(rows, BM25_BATCH):
+        ids.write(("," if n_docs else "") + ",".join(json.dumps(pid) for pid, _, _ in batch))
+        docs = tokenize([f"{title}\n{abstract}" for _, title, abstract in batch])
+        terms = np.fromiter((vocab.setdefault(t, len(vocab)) for doc in docs for t in doc), np.int32)
+        doc_len = np.fromiter((len(doc) for doc in docs), np.int32, len(docs))
+        row = np.repeat(np.arange(n_docs, n_docs + len(docs), dtype=np.int64), doc_len)
+        # one (paper, term) pair each, with its count: unique over paper * |V| + term
+        pairs, counts = np.unique(row * (1 << 32) + terms, return_counts=True)
+        doc_of, term_of = (pairs >> 32).astype(np.int32), (pairs & 0xFFFFFFFF).astype(np.int32)
+        if len(vocab) > len(df):
+            df = np.concatenate([df, np.zeros(max(len(vocab), 2 * len(df)) - len(df), np.int64)])
+        df += np.bincount(term_of, minlength=len(df))
+        for array in (doc_of, term_of, counts.astype(np.int32)):
+            spool.write(array.tobytes())
+        sizes.append(len(pairs))
+        lengths.append(doc_len)
+        n_docs += len(docs)
+    ids.write("]")
+    ids.close()
+    if not n_docs:
+        spool.close()
+        (out / "spool.bin").unlink()
+        return
+    vocab.setdefault("", len(vocab))   # as bm25s adds it: a column no paper has
+    df = np.concatenate([df, np.zeros(max(0, len(vocab) - len(df)), np.int64)])[:len(vocab)]
+    doc_len = np.concatenate(lengths)
+    avg_len = float(doc_len.mean())
+    idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    indptr = np.zeros(len(vocab) + 1, np.int64)
+    np.cumsum(df, out=indptr[1:])
+    nnz = int(indptr[-1])
+    data = np.lib.format.open_memmap(out / "data.csc.index.npy", "w+", np.float32, (max(nnz, 1),))[:nnz]
+    indices = np.lib.format.open_memmap(out / "indices.csc.index.npy", "w+", np.int32, (max(nnz, 1),))[:nnz]
+    cursor = indptr[:-1].copy()
+    spool.seek(0)
+    for size in sizes:
+        doc_of, term_of, tf = (np.frombuffer(spool.read(4 * size), np.int32) for _ in range(3))
+        tf = tf.astype(np.float32)
+        # bm25s: idf (float32) * tf / (k1 * (1 - b + b * len / avg) + tf), in float64, stored as float32
+        score = idf[term_of] * (tf / (k1 * ((1 - b) + b * doc_len[doc_of] / avg_len) + tf))
+        order = np.argsort(term_of, kind="stable")   # papers stay ascending within each term's column
+        terms, starts, counts = np.unique(term_of[order], return_index=True, return_counts=True)
+        at = np.repeat(cursor[terms] - starts, counts) + np.arange(size)
+        data[at] = score[order]
+        indices[at] = doc_of[order]
+        cursor[terms] += counts
+        for array in (data, indices):
+            array.base.flush()
+            if hasattr(mmap, "MADV_DONTNEED"):   # written back: the pages need not stay in this process
+                array.base._mmap.madvise(mmap.MADV_DONTNEED)
+    spool.close()
+    (out / "spool.bin").unlink()
+    del data, indices
+    np.save(out / "indptr.csc.index.npy", indptr)
+    (out / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    import bm25s
+
+    (out / "params.index.json").write_text(json.dumps({
+        "k1": k1, "b": b, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
+        "int_dtype": "int32", "num_docs": n_docs, "version": bm25s.__version__, "backend": "numpy"}, indent=4))
+
+
+def _batches(rows: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
@@ -453,24 +558,15 @@ class BM25Index:
 
         return Stemmer.Stemmer("english").stemWords
 
-    def build(self, rows: list[tuple[str, str, str]], built_from: str = "",
+    def build(self, rows: Iterable[tuple[str, str, str]], built_from: str = "",
               swap: contextlib.AbstractContextManager = contextlib.nullcontext()) -> None:
-        """Index `rows` (paper id, title, abstract); `built_from` (the catalog's digest) is kept so
-        that `needs_build` knows when the catalog has moved on without it. Built beside the live
-        index, then renamed in under `swap` (an ingest's write lock): searches go on meanwhile."""
-        import bm25s
-
-        ids = [r[0] for r in rows]
+        """Index `rows` (paper id, title, abstract), read once, in order; `built_from` (the catalog's
+        digest) is kept so that `needs_build` knows when the catalog has moved on without it. Built beside
+        the live index, then renamed in under `swap` (an ingest's write lock): searches go on meanwhile."""
         tmp = self.directory.with_name(self.directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        if rows:
-            tokens = bm25s.tokenize([_split_cjk(f"{title}\n{abstract}") for _, title, abstract in rows],
-                                    stopwords="en", stemmer=self._stemmer(), show_progress=False)
-            retriever = bm25s.BM25(k1=self.K1, b=self.B)
-            retriever.index(tokens, show_progress=False)
-            retriever.save(str(tmp), show_progress=False)
-        (tmp / "ids.json").write_text(json.dumps(ids))
+        _write_bm25(rows, self.tokenize, tmp, self.K1, self.B)
         (tmp / "version").write_text(self.VERSION)
         (tmp / "built_from").write_text(built_from)
         old = self._old
@@ -528,7 +624,7 @@ class BM25Index:
             import bm25s
 
             try:
-                self._retriever = bm25s.BM25.load(str(self.files), mmap=False, show_progress=False)
+                self._retriever = bm25s.BM25.load(str(self.files), mmap=True, show_progress=False)
             except (OSError, ValueError, KeyError) as e:
                 raise IndexDamaged(f"the keyword index in {self.files} is unreadable ({e}); "
                                    "`rag doctor` rebuilds it from the catalog") from None

@@ -87,12 +87,12 @@ def test_an_int8_index_records_it_and_is_searched_with_int8_whatever_the_setting
     data, _ = built
     model = _model()
     info = status(Settings(data_dir=data, collection="int8"))
-    assert info["model_fingerprint"] == precision_fingerprint(model, "int8") == f"{model.fingerprint}-int8"
+    assert info["model_fingerprint"] == precision_fingerprint(model, "int8") == f"{model.fingerprint}-int8v2"
     assert info["embed_model"] == f"{DEFAULT_MODEL} (int8)"
     retriever = Retriever(Settings(data_dir=data, collection="int8", embed_precision="fp32"))
     assert retriever.embedder.fingerprint == info["model_fingerprint"]
     query = "parameter-efficient fine-tuning of language models"
-    int8 = QueryEncoder(model, data / "models" / f"{model.fingerprint}-int8").encode(query)
+    int8 = QueryEncoder(model, data / "models" / precision_fingerprint(model, "int8")).encode(query)
     fp32 = QueryEncoder(model, data / "models" / model.fingerprint).encode(query)
     assert np.array_equal(retriever.embed_query(query), int8)
     assert float(int8 @ fp32) < 0.99999   # the two encoders differ, so the check above tells them apart
@@ -108,8 +108,8 @@ def test_an_fp32_index_keeps_the_fingerprint_older_torch_indexes_carry_and_grows
 
     data, source = built
     model = _model()
-    settings = Settings(data_dir=data, collection="fp32")   # the default precision: fp32
-    assert settings.embed_precision == "fp32"
+    settings = Settings(data_dir=data, collection="fp32")   # an index from before int8 was the default
+    assert settings.embed_precision == "int8"
     assert status(settings)["model_fingerprint"] == model.fingerprint   # what indexes built with torch record
     assert status(settings)["embed_model"] == DEFAULT_MODEL
     retriever = Retriever(settings)   # opens without re-embedding, and queries in fp32
@@ -119,7 +119,11 @@ def test_an_fp32_index_keeps_the_fingerprint_older_torch_indexes_carry_and_grows
     extra = load([SEEDS]).papers[PAPERS]
     more = write_jsonl(tmp_path / "more.jsonl", [{"id": extra.paper_id, "title": extra.title,
                                                   "abstract": extra.abstract}])
-    report = ingest([source, more], settings.model_copy(update={"embed_precision": "int8"}))
-    assert (report.added, report.unchanged) == (1, PAPERS)
+    report = ingest([source, more], settings)   # the default (int8) is not asked for: grown quietly in fp32
+    assert (report.added, report.unchanged, report.notes) == (1, PAPERS, [])
     assert status(settings)["model_fingerprint"] == model.fingerprint
+    extra = load([SEEDS]).papers[PAPERS + 1]
+    write_jsonl(more, [{"id": extra.paper_id, "title": extra.title, "abstract": extra.abstract}])
+    report = ingest([source, more], Settings(data_dir=data, collection="fp32", embed_precision="int8"))
+    assert (report.added, status(settings)["model_fingerprint"]) == (1, model.fingerprint)
     assert any("built with all-MiniLM-L6-v2 vectors" in note for note in report.notes)   # asked int8 outright

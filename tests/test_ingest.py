@@ -368,3 +368,41 @@ def test_a_paper_ingested_again_from_another_export_stays_one_paper_and_gains_it
             for m in stored["metadatas"])
     finally:
         index.close()
+
+
+def test_a_library_larger_than_a_window_streams_through_and_reads_as_one(tmp_path, monkeypatch):
+    """The arXiv snapshot (2.7M papers) is read a window at a time; a window boundary must not change what
+    an ingest does: every paper once, a duplicate in a later window merged, each file counted whole,
+    progress that only moves forward, --sync and a re-ingest exactly as with one window."""
+    from rag import ingestion as ingest_module
+
+    monkeypatch.setattr(ingest_module, "PAPERS_PER_WINDOW", 3)
+    records = synthetic_papers(8)
+    doi = {**synthetic_papers(9)[8], "id": None, "doi": "10.5555/w.8"}
+    big = write_jsonl(tmp_path / "big.jsonl", records[:7] + [doi])
+    # records[1] again (a later window), and the DOI paper from another export with more text.
+    again = write_jsonl(tmp_path / "again.jsonl", [records[1], records[7],
+                                                   {**doi, "abstract": doi["abstract"] + " Preprint."}])
+    settings = Settings(data_dir=tmp_path / "d")
+    seen = []
+    report = ingest([big, again], settings, progress=lambda done, total: seen.append((done, total)))
+    assert (report.added, report.updated, report.papers_total) == (9, 0, 9)
+    assert report.unchanged + report.duplicates == 2   # records[1] and the DOI paper, each met twice
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1] == (report.chunks_embedded,) * 2
+    index = Index(settings)
+    try:
+        assert index.vectors.count() == index.catalog.counts()["chunks"] == report.chunks_total
+        # again.jsonl holds syn-1 (indexed from big.jsonl) and syn-7; its DOI paper merged into big's
+        assert {f["path"]: f["papers"] for f in index.catalog.files()} == {str(big.resolve()): 8,
+                                                                           str(again.resolve()): 2}
+    finally:
+        index.close()
+    from rag.retrieval import Retriever
+
+    assert Retriever(settings).search(records[7]["abstract"][:200], k=1, mode="bm25")[0].paper_id == "syn-7"
+    second = ingest([big, again], settings)
+    assert (second.added, second.updated, second.chunks_embedded, second.papers_total) == (0, 0, 0, 9)
+    write_jsonl(big, records[:5])
+    synced = ingest([big], settings, sync=True)
+    # syn-5, syn-6 and the DOI paper, first read from big.jsonl; syn-7 stays (read first from again.jsonl)
+    assert (synced.removed, synced.papers_total) == (3, 6)

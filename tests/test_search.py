@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import HashEmbedder, run_rag
+from conftest import SEEDS, HashEmbedder, run_rag
 
 from rag.retrieval import Retriever, rrf
 
@@ -91,3 +91,35 @@ def test_hostile_titles_and_abstracts_print_as_inert_text(tmp_path):
         assert result.returncode == 0, result.stderr
         assert "\x1b" not in result.stdout and "\x07" not in result.stdout
         assert "[bold red]Evil[/] sparse attention" in result.stdout, result.stdout
+
+
+def test_the_keyword_index_built_in_batches_scores_exactly_as_bm25s_does(tmp_path, monkeypatch):
+    """rag writes bm25s's files itself, a batch at a time (memory bounded at arXiv scale): every paper's
+    score for every query must be bm25s's own, empty and CJK papers included."""
+    import bm25s
+    import numpy as np
+
+    from rag import store
+    from rag.sources import load
+    from rag.store import BM25Index, _split_cjk
+
+    rows = [(p.paper_id, p.title, p.abstract) for p in load([SEEDS]).papers]
+    rows += [("stopwords", "", "the of and"), ("cjk", "蛋白质折叠", "深度学习 protein folding")]
+    monkeypatch.setattr(store, "BM25_BATCH", 17)   # many batches, the last one short
+    ours = BM25Index(tmp_path / "bm25")
+    ours.build(iter(rows))
+    reference = bm25s.BM25(k1=BM25Index.K1, b=BM25Index.B)
+    reference.index(bm25s.tokenize([_split_cjk(f"{t}\n{a}") for _, t, a in rows], stopwords="en",
+                                   stemmer=ours._stemmer(), show_progress=False), show_progress=False)
+    queries = [" ".join(a.split()[5:15]) for _, _, a in rows[:60]] + ["蛋白质", "protein folding", "the"]
+    compared = 0
+    for q in queries:
+        terms = ours.tokenize([q])[0]
+        if not reference.get_tokens_ids(terms):
+            continue
+        ours._load()
+        got = ours._retriever.get_scores_from_ids(ours._retriever.get_tokens_ids(terms))
+        assert np.array_equal(got, reference.get_scores_from_ids(reference.get_tokens_ids(terms))), q
+        compared += 1
+    assert compared >= 60
+    assert [pid for pid, _ in ours.search("protein folding", 2)][0] == "cjk"

@@ -232,24 +232,41 @@ class _Papers:
 
 def load(paths: list[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> LoadResult:
     """Parse every file (directories are walked) into unique papers."""
+    return next(load_windows(paths, max_bytes, window=None))
+
+
+def load_windows(paths: list[Path], max_bytes: int = DEFAULT_MAX_BYTES,
+                 window: int | None = None) -> Iterator[LoadResult]:
+    """`load`, a window of at most `window` unique papers at a time (None: one window), so that a library
+    larger than memory (the 2.7M-line arXiv snapshot) streams through. Duplicates are merged within a
+    window; a paper that comes back in a later window has the same paper id (or DOI, arXiv id, PMID) and
+    the index, which already holds it, tells. Each file is listed in the window where it first yields a
+    paper; the last window (the only one when nothing was found) may hold no papers."""
     roots = [Path(p) for p in paths]
     for p in roots:
         if not p.exists() and not p.is_symlink():
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(p))
     result, store = LoadResult(), _Papers()
+
+    def flush() -> LoadResult:
+        result.papers = [Paper(r.own_id or content_id(r.abstract), r.title, r.abstract, r.source, r.authors,
+                               r.date, r.meta) for r in store.recs]
+        result.duplicates = store.duplicates
+        return result
+
     for path in walk(roots):
         yielded = False
         try:
             for item in _parse_file(path, max_bytes):
                 rejected = item if isinstance(item, Rejected) else store.add(item)
-                yielded |= isinstance(item, _Rec)
+                if isinstance(item, _Rec) and not yielded:
+                    yielded = True
+                    result.files.append(str(path))
                 if rejected:
                     result.rejected.append(rejected)
+                if window and len(store.recs) >= window:
+                    yield flush()
+                    result, store = LoadResult(), _Papers()
         except OSError as e:   # unreadable, or gone mid-walk: a problem with this file, not with the load
             result.rejected.append(Rejected(str(path), "file", f"cannot read: {e.strerror or e}"))
-        if yielded:
-            result.files.append(str(path))
-    result.papers = [Paper(r.own_id or content_id(r.abstract), r.title, r.abstract, r.source, r.authors, r.date,
-                           r.meta) for r in store.recs]
-    result.duplicates = store.duplicates
-    return result
+    yield flush()

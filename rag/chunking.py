@@ -25,6 +25,9 @@ class Chunk:
     paper_id: str
     n: int
     text: str         # title + "\n" + passage: what is embedded
+    # Where the passage lies in the abstract, when the text is exactly title + "\n" + abstract[start:end]:
+    # then the index keeps only these two numbers, not the text (rebuilt from the catalog).
+    span: tuple[int, int] | None = None
 
 
 class Chunker:
@@ -66,5 +69,13 @@ class Chunker:
             passages = [paper.abstract]
         else:
             passages = self._splitter(budget - self.count(head)).split_text(paper.abstract)
-        return [Chunk(f"{paper.paper_id}:{i}", paper.paper_id, i, head + p)
-                for i, p in enumerate(passages) if p.strip()]
+        whole = head == (f"{paper.title}\n" if paper.title else "")   # else the title was cut
+        chunks, at = [], 0
+        for p in passages:
+            if not p.strip():
+                continue
+            start = paper.abstract.find(p, at) if whole else -1
+            at = start + 1 if start >= 0 else at
+            chunks.append(Chunk(f"{paper.paper_id}:{len(chunks)}", paper.paper_id, len(chunks), head + p,
+                                (start, start + len(p)) if start >= 0 else None))
+        return chunks

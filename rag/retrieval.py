@@ -236,7 +236,7 @@ class Retriever:
                 if len(order) >= k:
                     break
             order = order[:k]
-            passages = self.index.vectors.texts([best_chunk[pid] for pid in order if pid in best_chunk])
+            passages = self.index.vectors.texts([best_chunk[pid] for pid in order if pid in best_chunk], papers)
         hits = []
         for rank, pid in enumerate(order, start=1):
             paper = papers[pid]

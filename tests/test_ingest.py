@@ -41,10 +41,13 @@ def test_chunks_carry_the_title_and_fit_the_embedder(fake_seed_settings):
     index = Index(settings)
     titles = {pid: title for pid, title, _ in index.catalog.all_papers()}
     got = index.vectors.collection(create=False).get(include=["metadatas", "documents"])
+    # Only chunks whose title was cut keep their text in Chroma; the rest are rebuilt from the catalog.
+    assert sum(d is not None for d in got["documents"]) < len(got["ids"]) / 10
+    texts = index.vectors.texts(got["ids"], index.catalog.papers(list(titles)))
     embedder = load_embedder(settings)
     tokenizer, model_limit = embedder.tokenizer(), embedder.max_tokens
     multi = 0
-    for meta, text in zip(got["metadatas"], got["documents"]):
+    for meta, text in zip(got["metadatas"], [texts[i] for i in got["ids"]]):
         title = titles[meta["paper_id"]]
         if title:
             assert text.startswith(title + "\n")
@@ -96,10 +99,12 @@ def test_vectors_embedded_a_part_ahead_land_on_their_chunks_and_progress_comes_f
     assert seen[-1][:2] == (report.chunks_embedded, report.chunks_embedded)
     assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
     assert {t for _, _, t in seen} == {threading.get_ident()}   # the UI's callback belongs to its request
-    got = Index(settings).vectors.collection(create=False).get(include=["documents", "embeddings"])
+    index = Index(settings)
+    got = index.vectors.collection(create=False).get(include=["embeddings"])
+    texts = index.vectors.texts(got["ids"], index.catalog.papers([f"syn-{i}" for i in range(7)]))
     fake = HashEmbedder()
-    assert len(got["ids"]) == report.chunks_embedded
-    assert all(np.allclose(v, fake.vector(d)) for d, v in zip(got["documents"], got["embeddings"]))
+    assert len(got["ids"]) == len(texts) == report.chunks_embedded
+    assert all(np.allclose(v, fake.vector(texts[i])) for i, v in zip(got["ids"], got["embeddings"]))
 
 
 def test_changed_paper_is_updated_not_duplicated(tmp_path):
@@ -406,3 +411,34 @@ def test_a_library_larger_than_a_window_streams_through_and_reads_as_one(tmp_pat
     synced = ingest([big], settings, sync=True)
     # syn-5, syn-6 and the DOI paper, first read from big.jsonl; syn-7 stays (read first from again.jsonl)
     assert (synced.removed, synced.papers_total) == (3, 6)
+
+
+def test_passages_come_back_exactly_whether_chroma_keeps_their_text_or_only_their_span(tmp_path):
+    """Chroma keeps a chunk's text only when it cannot be rebuilt from the catalog (a title cut to fit);
+    either way a search returns the passage that was embedded."""
+    from rag.embedding import load_embedder
+    from rag.retrieval import Retriever
+
+    long_title = "A study of " + " ".join(f"factor{i}" for i in range(90))
+    records = [{**synthetic_papers(2)[0], "title": long_title}, synthetic_papers(2)[1]]
+    settings = Settings(data_dir=tmp_path / "d")
+    ingest([write_jsonl(tmp_path / "p.jsonl", records)], settings)
+    index = Index(settings)
+    try:
+        stored = index.vectors.collection(create=False).get(include=["documents", "metadatas"])
+    finally:
+        index.close()
+    kept = {i.split(":")[0] for i, d in zip(stored["ids"], stored["documents"]) if d is not None}
+    assert kept == {"syn-0"} and all("start" in m for i, m in zip(stored["ids"], stored["metadatas"])
+                                      if i.startswith("syn-1"))
+    from rag.chunking import Chunker
+    from rag.sources import load
+
+    embedder = load_embedder(settings)
+    chunker = Chunker(embedder.tokenizer(), settings.chunk_tokens, settings.chunk_overlap)
+    papers = {p.paper_id: p for p in load([tmp_path / "p.jsonl"]).papers}
+    retriever = Retriever(settings)
+    for pid in ("syn-0", "syn-1"):
+        [hit] = [h for h in retriever.search(records[int(pid[-1])]["abstract"][:300], k=2) if h.paper_id == pid]
+        assert hit.passage in {c.text for c in chunker.chunks(papers[pid])}
+        assert hit.passage.split("\n", 1)[0] != long_title   # syn-0's title was cut to fit

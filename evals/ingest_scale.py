@@ -17,17 +17,20 @@ A. Memory. Writes a synthetic JSONL shaped like the arXiv OAI metadata snapshot 
    tokenizer and chunker but `RandomEmbedder` below (random unit vectors) plugged in through
    `Settings.embedder` ("ingest_scale:RandomEmbedder"; this folder is on the child's sys.path). The parent
    samples the child's VmRSS from /proc every 0.25 s and takes its peak RSS from wait4's rusage
-   (ru_maxrss); the child logs its RSS and VmHWM at stage boundaries (parse progress, load done, all
-   chunked, every N papers written, BM25 tokenize/index) and the seconds spent inside Chroma upserts,
-   catalog writes and the per-commit generation bookkeeping. `--trace` adds tracemalloc top allocation
-   sites at those boundaries (slow; use a small --lines).
+   (ru_maxrss); the child logs its RSS and VmHWM at stage boundaries (parse progress, each window of
+   papers chunked and written, every N papers written, the BM25 write) and the seconds spent inside Chroma
+   upserts, catalog writes and the per-commit generation bookkeeping. With RAG_CHROMA_URL set (a `chroma
+   run` server), the child's memory is rag's alone: the server holds the vectors and their HNSW graph
+   (results under "ingest_chroma_server"). `--trace` adds tracemalloc top allocation sites at those
+   boundaries (slow; use a small --lines).
 B. Chroma upsert. For each batch size (`p128` = rag's own commit, 128 papers' chunks; `max` = the
    client's get_max_batch_size()) x with/without documents, a fresh embedded PersistentClient (one data
    dir each) receives --chunks synthetic chunks (384-d random unit vectors, rag's own chunk metadata from
-   `rag.store.chunk_metadata`, first chunk carrying the abstract). With documents it is
-   `VectorStore.upsert` itself; without, the same call minus `documents=`. All settings run in one process,
-   round-robin in slices of --slice chunks, the order rotated every round, so noise spreads over all.
-   Then the long run: one setting (--long-batch, default the fastest with documents) as far as
+   `rag.store.chunk_metadata`, first chunk carrying the abstract), through `VectorStore.upsert` itself:
+   without documents is rag's own path (each chunk's span of the abstract in its metadata, the text rebuilt
+   from the catalog), with documents the same chunks with their text (what rag stored before). All settings
+   run in one process, round-robin in slices of --slice chunks, the order rotated every round, so noise
+   spreads over all. Then the long run: one setting (--long-batch, default the fastest --long-docs) as far as
    --long-minutes of wall time or --long-max chunks allow, chunks/s per window as the collection grows.
 
 Everything is generated under a temporary directory and deleted; nothing is read from outside.
@@ -44,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -306,6 +310,7 @@ def child_ingest(jsonl: Path, data_dir: Path, log: Path, every: int, trace: bool
 
     import rag.ingestion as ingestion
     import rag.sources as sources
+    import rag.store as store
     from rag.settings import Settings
     from rag.store import Catalog, VectorStore
 
@@ -322,11 +327,10 @@ def child_ingest(jsonl: Path, data_dir: Path, log: Path, every: int, trace: bool
         event("parsed", lines=n)
     sources._parse_file = counted_parse
 
-    timed(ingestion, "load", "load", marks=True)
+    timed(ingestion, "_embed", "window", marks=True)   # one window of papers: chunk, embed, write
     timed(ingestion, "_rebuild_keywords", "bm25_rebuild", marks=True)
-    timed(bm25s, "tokenize", "bm25_tokenize", marks=True)
-    timed(bm25s.BM25, "index", "bm25_index", marks=True)
-    timed(bm25s.BM25, "save", "bm25_save", marks=True)
+    timed(bm25s, "tokenize", "bm25_tokenize")
+    timed(store, "_write_bm25", "bm25_write", marks=True)
     timed(Catalog, "add", "catalog_add")
     timed(Catalog, "bump_generation", "catalog_bump")
     timed(Catalog, "set_synced", "catalog_synced")
@@ -349,9 +353,12 @@ def child_ingest(jsonl: Path, data_dir: Path, log: Path, every: int, trace: bool
     VectorStore.upsert = counted_upsert
     timed(VectorStore, "upsert", "chroma_upsert")
 
+    seen = {"total": 0}
+
     def progress(done: int, total: int) -> None:
-        if done == 0:
-            event("chunked", chunks=total)   # every paper chunked, before the first write
+        if total != seen["total"]:
+            seen["total"] = total
+            event("chunked", chunks=total)   # a window's papers chunked, before its first write
 
     settings = Settings(data_dir=data_dir, collection="arxiv", embedder="ingest_scale:RandomEmbedder")
     report = ingestion.ingest([jsonl], settings, progress=progress)
@@ -457,7 +464,9 @@ class ChunkSource:
             else:
                 cut = body.rfind(" ", 0, len(body) // 2 + 100)
                 parts = [body[:cut], body[max(0, cut - 150):]]
-            chunks += [Chunk(f"{p.paper_id}:{n}", p.paper_id, n, head + t) for n, t in enumerate(parts)]
+            starts = [0, max(0, cut - 150)] if len(parts) == 2 else [0]
+            chunks += [Chunk(f"{p.paper_id}:{n}", p.paper_id, n, head + t, (s, s + len(t)))
+                       for n, (s, t) in enumerate(zip(starts, parts))]
             papers[p.paper_id] = p
             i += 1
         v = np.random.default_rng(start).standard_normal((len(chunks), DIM)).astype("float32")
@@ -483,8 +492,6 @@ class Setting:
 
     def step(self, source: ChunkSource) -> int:
         """Generate one batch (untimed) and upsert it (timed). Returns its chunk count."""
-        from rag.store import chunk_metadata
-
         began = time.perf_counter()
         chunks_wanted, papers_wanted = self.sizes()
         chunks, vectors, papers, self.paper = source.batch(self.paper, chunks_wanted, papers_wanted)
@@ -496,17 +503,9 @@ class Setting:
             papers = {c.paper_id: papers[c.paper_id] for c in chunks}
         self.make_s += time.perf_counter() - began
         wall, cpu = time.perf_counter(), time.process_time()
-        if self.docs:
-            self.store.upsert(chunks, vectors, papers, 1)     # rag's own call
-        else:                                                  # the same call, minus documents
-            counts: dict[str, int] = {}
-            for c in chunks:
-                counts[c.paper_id] = counts.get(c.paper_id, 0) + 1
-            collection = self.store.collection(create=True)
-            with self.store.errors():
-                collection.upsert(ids=[c.chunk_id for c in chunks], embeddings=vectors,
-                                  metadatas=[chunk_metadata(papers[c.paper_id], c.n, counts[c.paper_id], 1)
-                                             for c in chunks])
+        # rag's own call: without documents, each chunk's span of the abstract in its metadata; with them, the
+        # same chunks with their text (as rag stored every chunk before, and still a chunk whose title was cut)
+        self.store.upsert(chunks if not self.docs else [replace(c, span=None) for c in chunks], vectors, papers, 1)
         self.upsert_s += time.perf_counter() - wall
         self.cpu_s += time.process_time() - cpu
         self.calls += 1
@@ -641,7 +640,7 @@ def main() -> None:
     parser.add_argument("--slice", type=int, default=10_000, help="round-robin slice of the grid, in chunks")
     parser.add_argument("--long-minutes", type=float, default=0.5, help="wall time of the long run (0: skip)")
     parser.add_argument("--long-batch", help="batch of the long run; default: the fastest with documents")
-    parser.add_argument("--long-docs", choices=["yes", "no"], default="yes")
+    parser.add_argument("--long-docs", choices=["yes", "no"], default="no", help="no: rag's own path")
     parser.add_argument("--long-max", type=int, default=1_000_000, help="stop the long run here")
     parser.add_argument("--window", type=int, default=25_000, help="long-run reporting window, in chunks")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "ingest_scale.json")
@@ -670,8 +669,10 @@ def main() -> None:
                 row = {k: v for k, v in runs[-1].items() if k not in ("rss_samples", "stages")}
                 print(f"  {json.dumps(row)}", file=sys.stderr, flush=True)
             jsonl.unlink()
-            result["ingest_trace" if args.trace else "ingest"] = {"command": " ".join(sys.argv), "snapshot": snapshot,
-                                                                  "runs": runs}
+            key = "ingest_trace" if args.trace else "ingest_chroma_server" if os.environ.get("RAG_CHROMA_URL") \
+                else "ingest"
+            result[key] = {"command": " ".join(sys.argv), "snapshot": snapshot, "runs": runs,
+                           "chroma": "server (RAG_CHROMA_URL)" if os.environ.get("RAG_CHROMA_URL") else "embedded"}
         if args.part in ("all", "chroma", "grid"):
             batches = args.batches.split(",")
             print(f"Chroma upsert grid: {batches} x documents yes/no, {args.chunks:,} chunks each", file=sys.stderr,
@@ -689,14 +690,14 @@ def main() -> None:
             long = _run_child(["long", batch, "1" if docs else "0", str(args.long_minutes), str(args.long_max),
                                str(args.window), str(work / "long.json")], work / "long.json")
             long["to_1m_chunks"] = extrapolate(long["windows"])
-            result["upsert_long"] = {"command": " ".join(sys.argv), **long}
+            result["upsert_long_documents" if docs else "upsert_long"] = {"command": " ".join(sys.argv), **long}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     summary(result)
 
 
 def summary(result: dict) -> None:
-    for run in result.get("ingest", {}).get("runs", []):
+    for run in [r for key in ("ingest", "ingest_chroma_server") for r in result.get(key, {}).get("runs", [])]:
         print(f"ingest {run['lines']:,} lines: {run['papers']:,} papers, {run['chunks']:,} chunks, peak RSS "
               f"{run['peak_rss_mb']:,.0f} MB, {run['ingest_s']} s ({run['papers_per_s']} papers/s)")
         for stage in run["stages"]:
@@ -708,8 +709,9 @@ def summary(result: dict) -> None:
         for r in grid["rows"]:
             print(f"| {r['batch']} | {r['batch_chunks']} | {r['documents']} | {r['chunks_per_s']:,.0f} | "
                   f"{r['cpu_per_wall']} | {r['disk_mb']:,.0f} |")
-    if long := result.get("upsert_long"):
-        print(f"long run ({long['batch']}, documents {long['documents']}): to 1M chunks {long['to_1m_chunks']}")
+    for key in ("upsert_long", "upsert_long_documents"):
+        if long := result.get(key):
+            print(f"long run ({long['batch']}, documents {long['documents']}): to 1M chunks {long['to_1m_chunks']}")
 
 
 if __name__ == "__main__":

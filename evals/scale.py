@@ -4,7 +4,7 @@
 
 For each size, in a fresh process and data dir: Chroma upsert time, BM25 build time, size on
 disk, resident memory, and warm hybrid query latency (Chroma top-300 chunks + BM25 top-100 +
-RRF + catalog fetch of the top 10; the query vector is given, so no encoder runs). Embedding cost
+RRF + catalog fetch and passages of the top 10; the query vector is given, so no encoder runs). Embedding cost
 is linear in text and measured separately as docs/s (evals/bench.py, `rag eval --beir`).
 Writes scale.json and scale.png (growth curves).
 """
@@ -53,15 +53,16 @@ def one_size(n: int, data_dir: Path) -> dict:
         texts = [" ".join(row) for row in words]
         vectors = rng.standard_normal((len(ids), DIM)).astype("float32")
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        chunks = [Chunk(f"p{i}:0", f"p{i}", 0, t) for i, t in zip(ids, texts)]
+        papers = {f"p{i}": Paper(f"p{i}", f"title {i}", t, "synthetic") for i, t in zip(ids, texts)}
+        # as rag chunks: title + "\n" + the passage, whose span of the abstract is what Chroma keeps
+        chunks = [Chunk(f"p{i}:0", f"p{i}", 0, f"title {i}\n{t}", (0, len(t))) for i, t in zip(ids, texts)]
         began = time.perf_counter()
-        index.vectors.upsert(chunks, vectors)
+        index.vectors.upsert(chunks, vectors, papers)
         upsert_s += time.perf_counter() - began
-        index.catalog.add([Paper(f"p{i}", f"title {i}", t, "synthetic") for i, t in zip(ids, texts)],
-                          {f"p{i}": 1 for i in ids})
+        index.catalog.add(list(papers.values()), {pid: 1 for pid in papers})
         print(f"  {min(n, start + batch):>9,} / {n:,} upserted ({upsert_s:.0f} s)", file=sys.stderr, flush=True)
     began = time.perf_counter()
-    index.bm25.build(list(index.catalog.all_papers()))
+    index.bm25.build(index.catalog.all_papers())
     bm25_s = time.perf_counter() - began
 
     queries = [" ".join(rng.choice(vocab[:5000], size=4)) for _ in range(101)]
@@ -74,7 +75,7 @@ def one_size(n: int, data_dir: Path) -> dict:
         sparse = [pid for pid, _ in index.bm25.search(q, 100)]
         fused = rrf([(dense, 1.0), (sparse, 1.0)], 60)
         top = sorted(fused, key=lambda p: -fused[p])[:10]
-        index.catalog.papers(top)
+        index.vectors.texts([f"{pid}:0" for pid in top], index.catalog.papers(top))
         if i:  # the first query loads BM25 and warms Chroma
             times.append((time.perf_counter() - began) * 1000)
     times.sort()

@@ -126,7 +126,7 @@ async def test_status_resource(client):
     assert [str(r.uri) for r in resources] == ["rag://status"]
     contents = (await client.read_resource("rag://status")).contents
     info = json.loads(contents[0].text)
-    assert info["papers"] > 150 and info["embed_model"] == "all-MiniLM-L6-v2"
+    assert info["papers"] > 150 and info["embed_model"] == "all-MiniLM-L6-v2 (int8)"   # the default encoder
     assert "titles" not in info
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import shutil
 import sqlite3
 import time
@@ -165,7 +164,8 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
         more = f" and {len(first.rejected) - 3} more" if len(first.rejected) > 3 else ""
         detail = f" (rejected {reasons}{more})" if first.rejected else ""
         raise SourceError(f"no papers found in {where}{detail}; nothing was changed")
-    windows = itertools.chain([first], windows)
+    windows = _starting_with(first, windows)
+    del first   # a window is 50,000 papers: held by nothing once it is indexed
 
     with writing(settings, wait, on_wait), _full_disk_stops(settings):
         if rebuild:
@@ -178,6 +178,14 @@ def ingest(paths: list[Path], settings: Settings, progress: Progress | None = No
                 _sync(paths, present, settings, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _starting_with(first: LoadResult, rest: Iterator[LoadResult]) -> Iterator[LoadResult]:
+    """`first`, then `rest`, keeping no reference to a window once it is handed out."""
+    held = [first]
+    del first
+    yield held.pop()
+    yield from rest
 
 
 def _rebuild(windows: Iterator[LoadResult], settings: Settings, embedder: Embedder, report: IngestReport,
@@ -264,6 +272,7 @@ def _index(windows: Iterator[LoadResult], settings: Settings, name: str | None, 
                     files[p.source] += 1
             if keep_ids:
                 present.update(p.paper_id for p in papers)
+            del window, papers, todo, known, unchanged   # before the next window is read, not after
         report.chunks_embedded = total
         prepared.result()
         with _write(settings):

@@ -73,6 +73,29 @@ def test_small_chunks_with_a_long_title_split_quietly(max_tokens, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_chunks_end_at_sentences_not_at_abbreviations_and_chunking_never_imports_nltk():
+    """Passages break between sentences, not after "et al." or "Fig.", and every passage is a piece of the
+    abstract (its span rebuilds it). NLTK (with scipy.stats) would cost ~2 s of every `rag ingest`."""
+    code = """if True:
+        import sys
+        from rag.chunking import Chunker
+        from rag.embedding import load_tokenizer, resolve_model
+        from rag.sources import Paper
+        abstract = " ".join(f"As Smith et al. reported in Fig. {i}, the dose (e.g. 5 mg vs. 10 mg) was safe in "
+                            f"trial {i}. Vitamin D. levels rose by {i} percent." for i in range(30))
+        paper = Paper("p", "A title", abstract, "x")
+        chunks = Chunker(load_tokenizer(resolve_model("all-MiniLM-L6-v2")), 64, 8).chunks(paper)
+        assert len(chunks) > 5
+        for c in chunks:
+            passage = c.text.removeprefix("A title\\n")
+            assert c.span and abstract[c.span[0]:c.span[1]] == passage, c
+            assert passage.startswith(("As Smith", "Vitamin D")), passage
+            assert passage.rstrip().endswith("."), passage
+        assert "nltk" not in sys.modules and "scipy" not in sys.modules
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
 def test_reingest_embeds_nothing_and_is_fast(tmp_path):
     source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(12))
     settings = Settings(data_dir=tmp_path / "d")

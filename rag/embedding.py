@@ -17,6 +17,7 @@ package, anything else must be a local directory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import importlib.util
@@ -284,12 +285,64 @@ def export_onnx(model: ModelInfo, out_dir: Path, precision: Precision = "fp32") 
     return target
 
 
-def export_in_child(model: ModelInfo, out_dir: Path, precision: Precision) -> None:
+def export_in_child(model: ModelInfo, out_dir: Path, precision: Precision, cache: Path | None = None) -> None:
     """`export_onnx` in a child process: the caller never imports torch and transformers (seconds, and
-    half a GB it would keep), and goes on meanwhile (an ingest chunks and opens Chroma on the other core)."""
+    half a GB it would keep), and goes on meanwhile (an ingest chunks and opens Chroma on the other core).
+    With `cache` (settings.model_cache) the export is made there once and copied into `out_dir`; a cache
+    that cannot be written is passed by, not an error."""
     if (out_dir / "model.onnx").is_file():
         return
-    import errno
+    if cache is not None and _cached(model, cache / cache_name(model, precision), precision):
+        _install(cache / cache_name(model, precision), out_dir)   # an OSError here is out_dir's own
+        return
+    _export_child(model, out_dir, precision)
+
+
+def _cached(model: ModelInfo, shared: Path, precision: Precision) -> bool:
+    """Whether the cache holds the export, made now if it can be: False where it is read-only or full."""
+    if (shared / "model.onnx").is_file():
+        return True
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        if not os.access(shared, os.W_OK | os.X_OK):
+            return False
+        _export_child(model, shared, precision)
+    except OSError:
+        return False
+    return True
+
+
+def cache_name(model: ModelInfo, precision: Precision) -> str:
+    """The export's folder in the machine-wide cache. More than the index fingerprint (config and weight
+    sizes): two fine-tuned copies of one architecture share that, but not their path and weights' mtimes;
+    and the onnxruntime that fused and quantised it."""
+    from importlib.metadata import version
+
+    weights = sorted(model.path.glob("*.safetensors")) + sorted(model.path.glob("*.bin"))
+    where = "|".join([str(model.path), *(f"{w.name}:{w.stat().st_mtime_ns}" for w in weights),
+                      version("onnxruntime")])
+    return f"{precision_fingerprint(model, precision)}-{hashlib.sha1(where.encode()).hexdigest()[:12]}"
+
+
+def _install(shared: Path, out_dir: Path) -> None:
+    """The cached export into `out_dir`, linked where the file system allows, model.onnx last: its presence
+    means the export is whole."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "model.onnx"):
+        part = out_dir / f"{name}.tmp{os.getpid()}"
+        try:
+            try:
+                os.link(shared / name, part)
+            except OSError:
+                shutil.copyfile(shared / name, part)
+            os.replace(part, out_dir / name)
+        finally:
+            part.unlink(missing_ok=True)
+
+
+def _export_child(model: ModelInfo, out_dir: Path, precision: Precision) -> None:
+    if (out_dir / "model.onnx").is_file():
+        return
     import subprocess
     import sys
 
@@ -501,8 +554,9 @@ class SentenceTransformerEmbedder:
     use that export. The fingerprint carries the precision, so an index is searched with its own encoder."""
 
     def __init__(self, model: ModelInfo, device: str | None = None, batch_size: int = 64,
-                 precision: Precision = "int8"):
+                 precision: Precision = "int8", cache: Path | None = None):
         self.model, self.device, self.batch_size, self.asked = model, device, batch_size, precision
+        self.cache = cache   # settings.model_cache: where exports are made once for every data dir
         self.max_tokens = model.max_tokens
         # all-MiniLM-L6-v2 was trained on English; a local model's languages are its own business.
         self.scripts = frozenset({"Latin"}) if model.name == DEFAULT_MODEL else None
@@ -513,7 +567,7 @@ class SentenceTransformerEmbedder:
     def at(self, precision: Precision) -> SentenceTransformerEmbedder:
         """The same model at another precision: int8 exists only on the CPU."""
         return SentenceTransformerEmbedder(self.model, self.device if precision == "fp32" else "cpu",
-                                           self.batch_size, precision)
+                                           self.batch_size, precision, self.cache)
 
     @functools.cached_property
     def precision(self) -> Precision:
@@ -555,7 +609,7 @@ class SentenceTransformerEmbedder:
 
     def prepare_queries(self, models_dir: Path) -> None:
         """Export under `models_dir` (once: later calls find it): ingest embeds with it too."""
-        export_in_child(self.model, models_dir, self.precision)
+        export_in_child(self.model, models_dir, self.precision, self.cache)
         if models_dir != self._onnx_dir:
             self._onnx_dir, self._docs = models_dir, None
 
@@ -591,4 +645,4 @@ def load_embedder(settings: Settings) -> Embedder:
                               f"(want package.module:factory): {e}") from None
         return factory(settings)
     return SentenceTransformerEmbedder(resolve_model(settings.embed_model), settings.device, settings.batch_size,
-                                       settings.embed_precision)
+                                       settings.embed_precision, settings.model_cache)

@@ -505,10 +505,7 @@ def _embed(todo: list[Paper], known: dict[str, str], index: Index, embedder: Emb
             index.catalog.set_manifest(Manifest(**{**wanted.__dict__, "dim": embedder.dim}))
         # A changed paper may now have fewer chunks: drop its old ones before re-adding.
         index.vectors.delete_papers([p.paper_id for p in todo if p.paper_id in known])
-    chunked = [(p, chunker.chunks(p)) for p in todo]
-    window = sum(len(c) for _, c in chunked)
-    total = done + window
-    room(index.settings, window)  # all of it, before the first write: better now than half-way
+    total = done
 
     def step(n: int) -> None:
         nonlocal done
@@ -516,10 +513,22 @@ def _embed(todo: list[Paper], known: dict[str, str], index: Index, embedder: Emb
         if progress:
             progress(done, total)
 
-    step(0)
-    parts = [chunked[start:start + PAPERS_PER_COMMIT] for start in range(0, len(chunked), PAPERS_PER_COMMIT)]
-    prepared.result()
-    for part, vectors in _embedded_ahead(embedder, parts, step):
+    def chunked() -> Iterator[list[tuple[Paper, list[Chunk]]]]:
+        """The first part chunked, then (while it embeds) the rest: the encoder does not wait for the whole
+        window's chunking (and the splitter's import), and the window's size is known before the first write."""
+        nonlocal total
+        parts = [todo[start:start + PAPERS_PER_COMMIT] for start in range(0, len(todo), PAPERS_PER_COMMIT)]
+        first = [(p, chunker.chunks(p)) for p in parts[0]]
+        prepared.result()
+        yield first
+        rest = [[(p, chunker.chunks(p)) for p in part] for part in parts[1:]]
+        window = sum(len(cs) for part in [first, *rest] for _, cs in part)
+        total += window
+        room(index.settings, window)  # all of it, before the first write: better now than half-way
+        step(0)
+        yield from rest
+
+    for part, vectors in _embedded_ahead(embedder, chunked(), step):
         chunks = [c for _, cs in part for c in cs]
         room(index.settings, len(chunks))  # again: something else may have filled the disk meanwhile
         with _write(index.settings):
@@ -532,13 +541,13 @@ def _embed(todo: list[Paper], known: dict[str, str], index: Index, embedder: Emb
     return total
 
 
-def _embedded_ahead(embedder: Embedder, parts: list[list[tuple[Paper, list[Chunk]]]],
+def _embedded_ahead(embedder: Embedder, parts: Iterator[list[tuple[Paper, list[Chunk]]]],
                     progress: Callable[[int], None]) -> Iterator[tuple[list[tuple[Paper, list[Chunk]]], np.ndarray]]:
     """Each part with its vectors, in order, the next part already embedding in a thread while the caller
     writes this one: onnxruntime and the tokenizer run outside the GIL, so the Chroma upsert and the catalog
-    commit overlap the embedding instead of adding to it. Progress is reported from the caller's thread (the
-    UI's callback belongs to its request). A daemon thread: Ctrl-C or an error ends the ingest without
-    waiting for a batch nobody will write."""
+    commit overlap the embedding instead of adding to it, and so does taking the next part from `parts`.
+    Progress is reported from the caller's thread (the UI's callback belongs to its request). A daemon
+    thread: Ctrl-C or an error ends the ingest without waiting for a batch nobody will write."""
     import queue
     import threading
 
@@ -554,16 +563,19 @@ def _embedded_ahead(embedder: Embedder, parts: list[list[tuple[Paper, list[Chunk
         texts = [c.text for _, cs in part for c in cs]
         threading.Thread(target=work, args=(texts,), name="rag-embed", daemon=True).start()
 
-    if parts:
-        start(parts[0])
-    for i, part in enumerate(parts):
+    part = next(parts, None)
+    if part is not None:
+        start(part)
+    while part is not None:
+        following = next(parts, None)
         while (message := messages.get())[0] == "progress":
             progress(message[1])
         if message[0] == "error":
             raise message[1]
-        if i + 1 < len(parts):
-            start(parts[i + 1])
+        if following is not None:
+            start(following)
         yield part, message[1]
+        part = following
 
 
 def _next_generation(index: Index) -> tuple[int, bool]:

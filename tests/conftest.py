@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -149,6 +150,24 @@ class ScriptedBackend:
 
 
 # --- fixtures --------------------------------------------------------------------------------------------------
+def pytest_configure(config):
+    """The machine-wide ONNX export cache (settings.model_cache) is one folder for the whole run, set before
+    any fixture (session- and module-scoped ones build real-model indexes too) and inherited by xdist's
+    workers: one export a run, and never the developer's ~/.cache."""
+    if not hasattr(config, "workerinput"):
+        os.environ["RAG_MODEL_CACHE"] = tempfile.mkdtemp(prefix="rag-test-model-cache-")
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput") and os.environ.get("RAG_MODEL_CACHE"):
+        shutil.rmtree(os.environ.pop("RAG_MODEL_CACHE"), ignore_errors=True)
+
+
+@pytest.fixture
+def model_cache() -> Path:
+    return Path(os.environ["RAG_MODEL_CACHE"])
+
+
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch) -> Path:
     for name in _LEAKY:

@@ -127,3 +127,31 @@ def test_an_fp32_index_keeps_the_fingerprint_older_torch_indexes_carry_and_grows
     report = ingest([source, more], Settings(data_dir=data, collection="fp32", embed_precision="int8"))
     assert (report.added, status(settings)["model_fingerprint"]) == (1, model.fingerprint)
     assert any("built with all-MiniLM-L6-v2 vectors" in note for note in report.notes)   # asked int8 outright
+
+
+def test_a_new_data_dir_takes_the_export_from_the_machine_cache_and_an_unwritable_cache_is_passed_by(
+        built, real_model, model_cache, tmp_path):
+    """The ONNX export (~5 s of a first ingest) is made once a machine: a second data dir gets the cached
+    file (linked, so not exported again), and a cache that cannot be written costs an export, not the ingest."""
+    import os
+
+    from rag.embedding import cache_name, precision_fingerprint
+    from rag.ingestion import ingest
+    from rag.retrieval import Retriever
+
+    data, source = built
+    model = _model()
+    cached = model_cache / cache_name(model, "int8") / "model.onnx"
+    assert cached.is_file()   # made by `built`'s first ingest
+    ingest([source], Settings(data_dir=tmp_path / "second", embedder=None))
+    export = tmp_path / "second" / "models" / precision_fingerprint(model, "int8") / "model.onnx"
+    assert os.path.samefile(export, cached)
+    assert Retriever(Settings(data_dir=tmp_path / "second")).search("low-rank adaptation", k=3)
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache would go")
+    report = ingest([source], Settings(data_dir=tmp_path / "third", embedder=None, model_cache=blocked))
+    export = tmp_path / "third" / "models" / precision_fingerprint(model, "int8") / "model.onnx"
+    assert report.added == PAPERS and export.is_file() and not os.path.samefile(export, cached)
+    assert Retriever(Settings(data_dir=tmp_path / "third")).search("low-rank adaptation", k=3)
+    assert Settings(model_cache="").model_cache is None   # RAG_MODEL_CACHE= turns it off

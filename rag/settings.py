@@ -121,8 +121,8 @@ class Settings(BaseSettings):
         "Unset: a CUDA GPU when torch sees one, else cpu."))
     embed_precision: Precision = Field("int8", description=(
         "Weights of the CPU encoder that builds a new index (or a --rebuild): int8 (dynamically quantised, "
-        "attention fused and kept fp32: about 1.5x the chunks/s of fp32, vectors at cosine 0.995+ to fp32, "
-        "SciFact hybrid nDCG@10 0.7276 against 0.7278) or fp32. An existing index keeps the encoder that "
+        "attention fused and kept fp32: about 1.5x the chunks/s of fp32, vectors at cosine 0.99+ to fp32, "
+        "SciFact hybrid nDCG@10 0.7262 against 0.7271) or fp32. An existing index keeps the encoder that "
         "built it, for queries and ingests alike; a GPU (device) embeds at fp32."))
     model_cache: Path | None = Field(default_factory=_default_model_cache, description=(
         "Where the ONNX export of the embedding model is made once for every data dir on this machine "

@@ -286,6 +286,16 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def new_chat(page) -> None:
+    """Start over, and wait until the page has: the reset also empties the question box, so a question
+    typed before it lands would be wiped (seen once under load)."""
+    from playwright.sync_api import expect
+
+    page.locator("#new-chat").click()
+    expect(page.locator("#chatbot [data-testid=bot]")).to_have_count(0)
+    expect(page.locator("#sources")).to_contain_text("Sources appear here")
+
+
 def ask(page, question: str, n: int):
     """Ask in the chat box and wait for the n-th answer to finish (no streaming cursor, no spinner)."""
     from playwright.sync_api import expect
@@ -352,9 +362,7 @@ class TestBrowser:
         expect(follow.locator("a.cite").first).to_be_visible()
         shot(page, "follow-up")
 
-        page.locator("#new-chat").click()
-        expect(page.locator("#chatbot [data-testid=bot]")).to_have_count(0)
-        expect(page.locator("#sources")).to_contain_text("Sources appear here")
+        new_chat(page)
 
     def test_the_first_example_question_gets_a_cited_answer(self, page):
         from playwright.sync_api import expect
@@ -369,7 +377,7 @@ class TestBrowser:
         expect(reply).not_to_contain_text("▍")
         expect(reply.locator("a.cite").first).to_be_visible()
         expect(reply).not_to_contain_text(load("refusal").text)
-        page.locator("#new-chat").click()
+        new_chat(page)
 
     def test_refused_question_lists_nearest_papers(self, page):
         from playwright.sync_api import expect
@@ -433,7 +441,7 @@ class TestBrowser:
         page.get_by_text("Filters", exact=True).click()
         page.locator("#since input").fill("2024")
         expect(page.locator("#filters")).to_contain_text("Filters: since 2024")  # the label says so, closed too
-        page.locator("#new-chat").click()
+        new_chat(page)
         reply = ask(page, question, 1)
         expect(page.locator("#sources")).to_contain_text("Filters: since 2024")
         assert years() and min(years()) >= 2024
@@ -485,7 +493,7 @@ class TestBrowser:
         for where in (page.locator("#chatbot"), page.locator("#sources")):
             assert where.locator("img, script").count() == 0
             assert where.locator('a[href*="invalid"]').count() == 0
-        page.locator("#new-chat").click()
+        new_chat(page)
 
     def test_bad_uploads_say_why_and_change_nothing(self, page, tmp_path):
         from playwright.sync_api import expect

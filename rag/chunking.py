@@ -7,7 +7,7 @@ tokenizer, into passages that leave room for the title.
 
 Sentences are found by `sentences` below, not by the splitter's default (NLTK's punkt): importing NLTK pulls
 in scipy.stats and its first use loads punkt, about 2 s that were an eighth of `rag ingest` of 300
-abstracts, and punkt costs a further ~1 ms an abstract. On the first 2,000 SciFact abstracts 1,970 are
+abstracts, and punkt costs a further ~1 ms an abstract. On the first 2,000 SciFact abstracts 1,963 are
 chunked identically either way; the rest differ in where one chunk ends (punkt too splits at "vs.").
 """
 from __future__ import annotations

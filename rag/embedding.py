@@ -292,8 +292,9 @@ def export_in_child(model: ModelInfo, out_dir: Path, precision: Precision, cache
     that cannot be written is passed by, not an error."""
     if (out_dir / "model.onnx").is_file():
         return
-    if cache is not None and _cached(model, cache / cache_name(model, precision), precision):
-        _install(cache / cache_name(model, precision), out_dir)   # an OSError here is out_dir's own
+    shared = cache / cache_name(model, precision) if cache is not None else None
+    if shared is not None and _cached(model, shared, precision):
+        _install(shared, out_dir)   # an OSError here is out_dir's own: read-only, or a full disk
         return
     _export_child(model, out_dir, precision)
 

@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     model_cache: Path | None = Field(default_factory=_default_model_cache, description=(
         "Where the ONNX export of the embedding model is made once for every data dir on this machine "
         "($XDG_CACHE_HOME/rag/models, else ~/.cache/rag/models); each data dir gets its own copy (a hard link "
-        "where the file system allows), so a new one does not spend ~5 s exporting again. Empty: off."))
+        "where the file system allows), so a new one does not spend ~10 s exporting again. Empty: off."))
     batch_size: int = Field(64, ge=1, description="Most chunks embedded per batch at ingest.")
     chroma_url: str | None = Field(None, description=(
         "Chroma server URL (http://host:port). Unset: embedded PersistentClient under data_dir."))

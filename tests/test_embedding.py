@@ -131,7 +131,7 @@ def test_an_fp32_index_keeps_the_fingerprint_older_torch_indexes_carry_and_grows
 
 def test_a_new_data_dir_takes_the_export_from_the_machine_cache_and_an_unwritable_cache_is_passed_by(
         built, real_model, model_cache, tmp_path):
-    """The ONNX export (~5 s of a first ingest) is made once a machine: a second data dir gets the cached
+    """The ONNX export (~10 s of a first ingest) is made once a machine: a second data dir gets the cached
     file (linked, so not exported again), and a cache that cannot be written costs an export, not the ingest."""
     import os
 

@@ -96,6 +96,7 @@ def test_chunks_end_at_sentences_not_at_abbreviations_and_chunking_never_imports
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
+
 def test_reingest_embeds_nothing_and_is_fast(tmp_path):
     source = write_jsonl(tmp_path / "papers.jsonl", synthetic_papers(12))
     settings = Settings(data_dir=tmp_path / "d")
